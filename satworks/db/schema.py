@@ -1,0 +1,70 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; queries are built from them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+JOB_STATUSES = ("queued", "scheduled", "running", "retrying", "succeeded", "failed", "dead", "cancelled")
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("rate_limit_per_minute", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("app_id", UUID(as_uuid=True), ForeignKey("apps.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("priority", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("result", JSONB),
+    Column("error_type", String(128)),
+    Column("error_message", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("crashes", Integer, nullable=False, server_default=text("0")),
+    Column("max_retries", Integer, nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("scheduled_for", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("next_retry_at", DateTime(timezone=True)),
+    Column("enqueued", Integer, nullable=False, server_default=text("0")),
+    Column("seq", BigInteger, nullable=False, server_default=text("nextval('jobs_seq')")),
+    UniqueConstraint("app_id", "idempotency_key", name="jobs_app_idempotency_key"),
+    CheckConstraint(f"status IN {JOB_STATUSES!r}", name="jobs_status_valid"),
+    CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),
+    CheckConstraint("attempts >= 0 AND crashes >= 0 AND max_retries >= 0", name="jobs_counters_valid"),
+    Index("jobs_app_listing", "app_id", "seq"),
+    Index("jobs_unenqueued", "created_at", postgresql_where=text("enqueued = 0")),
+)

@@ -1,0 +1,1 @@
+"""devnodes: filled in by later capabilities."""

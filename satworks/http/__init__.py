@@ -1,0 +1,1 @@
+"""The aiohttp intake: validates, records, enqueues. It never calls slow external systems."""

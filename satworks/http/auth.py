@@ -1,0 +1,100 @@
+"""Bearer API keys: verified in constant time against the stored hash, scopes enforced per route.
+
+Resolved keys are cached in-process for ``auth_cache_ttl_s`` (default 5 s): a revoked key stops
+working within that time. Failed attempts are counted per client address in Redis; past the limit
+the address is refused with 429 until the window ends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from satworks.db import apps as apps_db
+from satworks.db.apps import AppKey
+from satworks.db.engine import db_errors
+from satworks.errors import Forbidden, RateLimited, Unauthorized
+from satworks.http.ratelimit import WINDOW_S, WindowLimiter
+
+
+@dataclass(frozen=True)
+class _Cached:
+    key: AppKey
+    key_hash: str
+    expires: float
+
+
+class Authenticator:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        limiter: WindowLimiter,
+        *,
+        cache_ttl_s: float,
+        failures_per_minute: int,
+        default_rate_limit: int,
+        trusted_proxies: frozenset[str],
+    ) -> None:
+        self._engine = engine
+        self._limiter = limiter
+        self._ttl = cache_ttl_s
+        self._failures_per_minute = failures_per_minute
+        self._default_rate_limit = default_rate_limit
+        self._trusted_proxies = trusted_proxies
+        self._cache: dict[str, _Cached] = {}
+        self._blocked: dict[str, float] = {}
+
+    async def authenticate(self, request: web.Request, scope: str) -> AppKey:
+        client = self.client_address(request)
+        if self._blocked.get(client, 0) > time.monotonic():
+            raise RateLimited("too many failed authentication attempts", retry_after_s=WINDOW_S)
+        key = await self._resolve(request.headers.get("Authorization", ""))
+        if key is None:
+            await self._failed(client)
+            raise Unauthorized("missing or invalid API key")
+        if scope not in key.scopes:
+            raise Forbidden(f"this key lacks the {scope!r} scope")
+        await self._limiter.hit(f"app:{key.app_id}", key.rate_limit_per_minute or self._default_rate_limit)
+        return key
+
+    def client_address(self, request: web.Request) -> str:
+        peer = request.remote or "unknown"
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded and peer in self._trusted_proxies:
+            return forwarded.split(",")[-1].strip()
+        return peer
+
+    async def _resolve(self, header: str) -> AppKey | None:
+        scheme, _, token = header.partition(" ")
+        parts = apps_db.split_key(token.strip()) if scheme.lower() == "bearer" else None
+        if parts is None:
+            return None
+        key_id, secret = parts
+        cached = self._cache.get(key_id)
+        if cached is None or cached.expires < time.monotonic():
+            cached = await self._load(key_id)
+        if cached is None or not apps_db.verify(secret, cached.key_hash):
+            return None
+        return cached.key
+
+    async def _load(self, key_id: str) -> _Cached | None:
+        with db_errors():
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(apps_db.by_key_id(key_id))).first()
+        if row is None:
+            self._cache.pop(key_id, None)
+            return None
+        key = AppKey(row.id, row.name, frozenset(row.scopes), row.rate_limit_per_minute)
+        cached = _Cached(key, row.key_hash, time.monotonic() + self._ttl)
+        self._cache[key_id] = cached
+        return cached
+
+    async def _failed(self, client: str) -> None:
+        try:
+            await self._limiter.hit(f"authfail:{client}", self._failures_per_minute)
+        except RateLimited:
+            self._blocked[client] = time.monotonic() + WINDOW_S
+            raise

@@ -1,0 +1,26 @@
+"""Typed keys for the resources an intake app holds (opened and closed in ``cleanup_ctx``)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import dramatiq
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from satworks.http.auth import Authenticator
+from satworks.http.intake import IntakeBatcher
+from satworks.metrics.http import HttpMetrics
+from satworks.metrics.queues import QueueStats
+from satworks.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+BROKER = web.AppKey("broker", dramatiq.Broker)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+AUTH = web.AppKey("auth", Authenticator)
+BATCHER = web.AppKey("batcher", IntakeBatcher)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
+QUEUE_STATS = web.AppKey("queue_stats", QueueStats)

@@ -1,0 +1,87 @@
+"""OpenAPI 3.1 document generated from the route table and the pydantic models (never hand-written)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from satworks import __version__
+from satworks.http.schemas import ErrorOut
+
+REF = "#/components/schemas/{model}"
+_REASONS = {
+    400: "Malformed JSON",
+    401: "Missing or invalid API key",
+    403: "Key lacks the scope",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Validation failed",
+    429: "Rate limited (see Retry-After)",
+    503: "A dependency is down",
+}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    from satworks.http.routes import all_routes
+
+    routes = all_routes()
+    models: set[type[BaseModel]] = {ErrorOut}
+    for route in routes:
+        models.update(m for m in (route.body, route.response) if m is not None)
+    _, defs = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=REF
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": route.handler.__name__,
+            "responses": {str(route.status): _content(route.response, route.content_type, route.summary)},
+        }
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            for n in re.findall(r"{(\w+)}", route.path)
+        ]
+        if route.query is not None:
+            schema = route.query.model_json_schema(ref_template=REF)
+            for name, prop in schema["properties"].items():
+                params.append({"name": name, "in": "query", "required": False, "schema": prop})
+        if params:
+            operation["parameters"] = params
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body.__name__)}}},
+            }
+        if route.scope is not None:
+            operation["security"] = [{"apiKey": []}]
+            operation["description"] = f"Needs an API key with the `{route.scope}` scope."
+        for status in route.errors:
+            operation["responses"][str(status)] = _content(ErrorOut, "application/json", _REASONS[status])
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "satworks intake API", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _content(model: type[BaseModel] | None, content_type: str, description: str) -> dict[str, Any]:
+    if model is None:
+        schema: dict[str, Any] = (
+            {"type": "object"} if content_type == "application/json" else {"type": "string"}
+        )
+    else:
+        schema = {"$ref": REF.format(model=model.__name__)}
+    return {"description": description, "content": {content_type: {"schema": schema}}}

@@ -1,0 +1,53 @@
+"""Reading and validating request input; every failure becomes one of our request errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from satworks.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from satworks.http.errors import validation_details
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(request: web.Request, *, max_bytes: int) -> Any:
+    """The parsed JSON body: 415 unless JSON, 413 past ``max_bytes``, 400 when it does not parse."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("malformed JSON body") from exc
+
+
+def validate(model: type[M], data: Any, *, what: str, loc: tuple[str | int, ...] = ()) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(f"invalid {what}", details=validation_details(exc, prefix=loc)) from exc
+
+
+def path_uuid(request: web.Request, name: str, *, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError as exc:
+        raise NotFound(f"no such {what}") from exc
+
+
+def json_response(
+    model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=model.model_dump_json(), content_type="application/json", headers=headers
+    )

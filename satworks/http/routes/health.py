@@ -1,0 +1,55 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from satworks.errors import DependencyUnavailable
+from satworks.http import context as ctx
+from satworks.http.requests import json_response
+from satworks.http.routes import Route
+from satworks.http.schemas import Health
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response(Health(status="ok"))
+
+
+async def ready(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[ctx.ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception:  # any failure means "not ready"; the reason is not the caller's business
+        checks["postgres"] = "unavailable"
+    try:
+        await request.app[ctx.QUEUE_STATS].ping()
+        checks["broker"] = "ok"
+    except DependencyUnavailable:
+        checks["broker"] = "unavailable"
+    ok = all(v == "ok" for v in checks.values())
+    return json_response(
+        Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gauge = request.app[ctx.HTTP_METRICS].queue_messages
+    try:
+        for queue, counts in (await request.app[ctx.QUEUE_STATS].depths()).items():
+            for state, value in counts.items():
+                gauge.labels(queue, state).set(value)
+    except DependencyUnavailable:
+        pass  # keep the last known depths; readiness reports the outage
+    body = generate_latest(request.app[ctx.REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+ROUTES = [
+    Route("GET", "/health", health, "Liveness: the process answers", Health),
+    Route("GET", "/ready", ready, "Readiness: Postgres and the broker answer", Health, errors=(503,)),
+    Route("GET", "/metrics", metrics, "Prometheus metrics", None, content_type="text/plain"),
+]

@@ -1,0 +1,1 @@
+"""integrations: filled in by later capabilities."""

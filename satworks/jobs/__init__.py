@@ -1,0 +1,1 @@
+"""What is done: each job type is a payload model plus the function that runs it."""

@@ -1,0 +1,75 @@
+"""Turning a validated job request into the row that is stored and the delay it is enqueued with.
+
+Shared by the HTTP intake and ``satworks enqueue`` so both accept exactly the same jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from satworks.errors import ValidationFailed
+from satworks.jobs.base import queue_name
+from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.request import MAX_DELAY_S, JobIn
+
+
+def validation_details(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def job_row(
+    spec: JobIn, *, app_id: uuid.UUID, idempotency_key: str | None, queue_prefix: str
+) -> tuple[dict[str, Any], int | None]:
+    """``(row, delay_ms)``; raises ``ValidationFailed`` for an unknown type, a bad payload or a far run_at."""
+    job_type = JOB_TYPES.get(spec.type)
+    if job_type is None:
+        raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": sorted(JOB_TYPES)})
+    try:
+        payload = job_type.payload.model_validate(spec.payload)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"invalid {spec.type} payload", details=validation_details(exc, prefix=("payload",))
+        ) from exc
+    now = datetime.now(UTC)
+    scheduled_for = spec.run_at or (
+        now + timedelta(seconds=spec.delay_seconds) if spec.delay_seconds else None
+    )
+    if scheduled_for is not None and scheduled_for > now + timedelta(seconds=MAX_DELAY_S):
+        raise ValidationFailed("run_at is more than 7 days ahead", details=[{"loc": ["run_at"]}])
+    delay_ms = int((scheduled_for - now).total_seconds() * 1000) if scheduled_for else 0
+    priority = spec.priority or job_type.default_priority
+    max_retries = job_type.max_retries if spec.max_retries is None else spec.max_retries
+    stored = payload.model_dump(mode="json")
+    schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
+    canonical = json.dumps([spec.type, stored, priority, max_retries, schedule], sort_keys=True, default=str)
+    row = {
+        "id": uuid.uuid4(),
+        "app_id": app_id,
+        "type": job_type.name,
+        "priority": priority,
+        "queue": queue_name(priority, queue_prefix),
+        "status": "scheduled" if delay_ms > 0 else "queued",
+        "payload": stored,
+        "max_retries": max_retries,
+        "idempotency_key": idempotency_key,
+        "request_hash": hashlib.sha256(canonical.encode()).hexdigest(),
+        "created_at": now,
+        "scheduled_for": scheduled_for if delay_ms > 0 else None,
+        "attempts": 0,
+        "result": None,
+        "error_type": None,
+        "error_message": None,
+        "started_at": None,
+        "finished_at": None,
+        "next_retry_at": None,
+    }
+    return row, (delay_ms if delay_ms > 0 else None)

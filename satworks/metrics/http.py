@@ -1,0 +1,46 @@
+"""Intake metrics: requests by route, method and status, latency, and jobs handed to the broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from satworks.metrics.jobs import LABELS
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+@dataclass(frozen=True)
+class HttpMetrics:
+    requests: Counter
+    latency: Histogram
+    enqueued: Counter
+    queue_messages: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> HttpMetrics:
+        return cls(
+            requests=Counter(
+                "satworks_http_requests",
+                "HTTP requests answered.",
+                ("route", "method", "status"),
+                registry=registry,
+            ),
+            latency=Histogram(
+                "satworks_http_request_duration_seconds",
+                "HTTP request latency.",
+                ("route", "method"),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            enqueued=Counter(
+                "satworks_jobs_enqueued", "Jobs accepted and handed to the broker.", LABELS, registry=registry
+            ),
+            queue_messages=Gauge(
+                "satworks_queue_messages",
+                "Messages in the broker, read at scrape time.",
+                ("queue", "state"),
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,45 @@
+"""Operator actions run from the CLI against the same storage and broker as the intake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from satworks.db import jobs as q
+from satworks.db.engine import sync_engine
+from satworks.db.schema import apps
+from satworks.errors import NotFound
+from satworks.jobs.request import JobIn
+from satworks.jobs.submission import job_row
+from satworks.settings import Settings
+from satworks.workers.broker import build_broker, enqueue_many, job_message
+
+
+def enqueue_job(
+    settings: Settings, app_name: str, job_type: str, payload: dict[str, Any], priority: str | None
+) -> dict[str, str]:
+    """Record and enqueue one job for ``app_name``; returns its id and status."""
+    spec = JobIn.model_validate({"type": job_type, "payload": payload, "priority": priority})
+    engine = sync_engine(settings.database_url, pool_size=1)
+    broker = build_broker(settings)
+    try:
+        with engine.begin() as conn:
+            app_id = conn.execute(
+                select(apps.c.id).where(apps.c.name == app_name, apps.c.revoked_at.is_(None))
+            ).scalar()
+            if app_id is None:
+                raise NotFound(f"no active app named {app_name!r}")
+            row, delay_ms = job_row(
+                spec, app_id=app_id, idempotency_key=None, queue_prefix=settings.queue_prefix
+            )
+            conn.execute(q.insert_many(), [row])
+        enqueue_many(
+            broker, [(job_message(row["id"], row["type"], row["queue"], row["max_retries"]), delay_ms)]
+        )
+        with engine.begin() as conn:
+            conn.execute(q.mark_enqueued([row["id"]]))
+    finally:
+        broker.close()
+        engine.dispose()
+    return {"id": str(row["id"]), "status": row["status"]}

@@ -1,0 +1,58 @@
+"""Typed settings, read once from ``SATWORKS_*`` environment variables at the edge (cli, worker entry).
+
+Everything below the edge receives a ``Settings`` (or the values it needs); nothing reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SATWORKS_", env_file=None, extra="forbid", frozen=True)
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/satworks"
+    db_pool_size: int = Field(10, ge=1)
+    redis_url: str = "redis://127.0.0.1:6379/11"
+    broker_url: str | None = None
+    queue_prefix: str = Field("", pattern=r"^[a-z0-9_]*$")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    trusted_proxies: list[str] = []
+
+    default_rate_limit_per_minute: int = Field(600_000, ge=1)
+    auth_failures_per_minute: int = Field(30, ge=1)
+    auth_cache_ttl_s: float = Field(5.0, ge=0)
+    intake_batch_max: int = Field(256, ge=1)
+
+    # Worker side.
+    heartbeat_timeout_ms: int = Field(15_000, ge=1_000)
+    reaper_interval_ms: int = Field(5_000, ge=100)
+    max_crashes: int = Field(3, ge=1)
+    default_time_limit_ms: int = Field(10 * 60_000, ge=1_000)
+    default_max_age_ms: int = Field(24 * 3600_000, ge=1_000)
+    status_batch_max: int = Field(512, ge=1)
+    worker_metrics_port: int = Field(9191, ge=1, le=65535)
+    canary_chaos: bool = False
+
+    @model_validator(mode="after")
+    def _reaper_faster_than_heartbeat(self) -> Settings:
+        if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
+            raise ValueError("reaper_interval_ms must be at most half of heartbeat_timeout_ms")
+        return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_kind(self) -> Literal["redis", "rabbitmq"]:
+        return "rabbitmq" if self.effective_broker_url.startswith(("amqp://", "amqps://")) else "redis"

@@ -1,0 +1,1 @@
+"""How jobs run: the Dramatiq broker, its middleware and the worker entry point."""

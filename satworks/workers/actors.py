@@ -1,0 +1,44 @@
+"""One Dramatiq actor per job type, carrying the type's retry, time and age policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dramatiq
+from pydantic import ValidationError
+
+from satworks.errors import InvalidPayload, PermanentError
+from satworks.jobs.base import JobContext, JobType
+from satworks.settings import Settings
+from satworks.workers.middleware.tracking import JobTracking
+
+
+def declare_actors(
+    broker: dramatiq.Broker, job_types: dict[str, JobType], tracking: JobTracking, settings: Settings
+) -> None:
+    for job in job_types.values():
+        dramatiq.actor(  # type: ignore[call-overload]
+            _runner(job, tracking, settings),
+            actor_name=job.name,
+            queue_name=settings.queue_prefix + "default",
+            broker=broker,
+            max_retries=job.max_retries,
+            min_backoff=job.min_backoff_ms,
+            max_backoff=job.max_backoff_ms,
+            time_limit=job.time_limit_ms or settings.default_time_limit_ms,
+            max_age=job.max_age_ms or settings.default_max_age_ms,
+            throws=(PermanentError,),
+        )
+
+
+def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable[[str], None]:
+    def run(job_id: str) -> None:
+        claim = tracking.current()
+        try:
+            payload = job.payload.model_validate(claim.payload)
+        except ValidationError as exc:
+            raise InvalidPayload(f"stored payload no longer valid for {job.name}: {exc}") from exc
+        tracking.set_result(job.run(JobContext(claim.job_id, claim.attempts, settings), payload))
+
+    run.__name__ = job.name
+    return run

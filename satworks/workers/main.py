@@ -1,0 +1,45 @@
+"""Worker entry point, imported by the Dramatiq CLI in each worker process (``satworks worker``).
+
+This module is the edge for worker processes: it reads settings, builds the broker with satworks'
+middleware, sets it as Dramatiq's global and declares the actors.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from prometheus_client import REGISTRY
+
+from satworks import logs
+from satworks.db.engine import sync_engine
+from satworks.jobs.catalog import JOB_TYPES
+from satworks.metrics.jobs import JobMetrics
+from satworks.settings import Settings
+from satworks.workers.actors import declare_actors
+from satworks.workers.broker import build_broker
+from satworks.workers.middleware.metrics import JobMetricsMiddleware
+from satworks.workers.middleware.tracking import JobTracking
+from satworks.workers.reaper import DeadWorkerReaper
+from satworks.workers.status import StatusWriter
+
+
+def build(settings: Settings) -> dramatiq.Broker:
+    engine = sync_engine(settings.database_url, pool_size=2)
+    tracking = JobTracking(
+        StatusWriter(engine, batch_max=settings.status_batch_max), max_crashes=settings.max_crashes
+    )
+    broker = build_broker(
+        settings,
+        extra_middleware=[
+            tracking,
+            JobMetricsMiddleware(JobMetrics.create(REGISTRY), queue_prefix=settings.queue_prefix),
+            DeadWorkerReaper(interval_ms=settings.reaper_interval_ms),
+        ],
+    )
+    dramatiq.set_broker(broker)
+    declare_actors(broker, JOB_TYPES, tracking, settings)
+    return broker
+
+
+settings = Settings()
+logs.configure(settings.log_level)
+broker = build(settings)

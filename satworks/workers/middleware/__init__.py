@@ -1,0 +1,1 @@
+"""Cross-cutting job behaviour, one Dramatiq middleware per policy."""

@@ -1,0 +1,70 @@
+"""Job counters and durations by type and queue, exported by a side process Dramatiq forks."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from satworks.errors import PermanentError
+from satworks.metrics.jobs import JobMetrics
+from satworks.settings import Settings
+
+
+class JobMetricsMiddleware(Middleware):
+    def __init__(self, metrics: JobMetrics, *, queue_prefix: str) -> None:
+        self.metrics = metrics
+        self.prefix = queue_prefix
+        self._local = threading.local()
+
+    @property
+    def forks(self) -> list[Any]:
+        return [serve_worker_metrics]
+
+    def _labels(self, message: Any) -> tuple[str, str]:
+        queue = message.queue_name.removesuffix(".DQ").removeprefix(self.prefix)
+        return message.actor_name, queue
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._local.started = time.perf_counter()
+        self.metrics.started.labels(*self._labels(message)).inc()
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        labels = self._labels(message)
+        started = getattr(self._local, "started", None)
+        if started is not None:
+            self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+        if exception is None:
+            self.metrics.succeeded.labels(*labels).inc()
+        elif not message.failed:
+            self.metrics.retried.labels(*labels).inc()
+        elif isinstance(exception, PermanentError):
+            self.metrics.failed.labels(*labels).inc()
+        else:
+            self.metrics.dead.labels(*labels).inc()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        if message.failed:
+            self.metrics.dead.labels(*self._labels(message)).inc()
+
+
+def serve_worker_metrics() -> None:
+    """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir."""
+    settings = Settings()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
+    start_http_server(settings.worker_metrics_port, addr=settings.http_host, registry=registry)
+    threading.Event().wait()

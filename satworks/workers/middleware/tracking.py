@@ -1,0 +1,128 @@
+"""Keeps each job's row in step with its message: running, retrying, succeeded, failed, dead.
+
+Actors never touch status rows. A message whose job was cancelled or already finished is skipped,
+and a job whose worker died ``max_crashes`` times while running it is dead-lettered instead of
+being handed to the next worker to kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware, SkipMessage
+
+from satworks.errors import PermanentError
+from satworks.logs import job_id_var
+from satworks.workers.status import Claim, Outcome, StatusWriter
+
+log = logging.getLogger(__name__)
+
+_SKIPPED_BY_US = "satworks_skipped"
+
+
+class JobTracking(Middleware):
+    def __init__(self, writer: StatusWriter, *, max_crashes: int) -> None:
+        self.writer = writer
+        self.max_crashes = max_crashes
+        self._local = threading.local()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.writer.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.writer.stop()
+
+    # -- per message ----------------------------------------------------------------------------------
+    def current(self) -> Claim:
+        """The claim of the job this thread is running (set before the actor is called)."""
+        claim: Claim = self._local.claim
+        return claim
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        job_id = uuid.UUID(message.args[0])
+        job_id_var.set(str(job_id))
+        self._local.claim, self._local.result, self._local.retry_delay_ms = None, None, None
+        claim = self.writer.claim(job_id)
+        if claim is None:
+            message.options[_SKIPPED_BY_US] = True
+            log.info("job not runnable, message skipped", extra={"action": "job_skipped"})
+            raise SkipMessage()
+        if claim.crashes >= self.max_crashes:
+            self.writer.record(
+                Outcome(
+                    job_id,
+                    "dead",
+                    error_type="WorkerCrashed",
+                    error_message=f"the worker died {claim.crashes} times while running this job",
+                    finished_at=_now(),
+                )
+            )
+            message.options[_SKIPPED_BY_US] = True
+            message.fail()
+            log.error("job crashed its worker too often", extra={"action": "job_crash_loop"})
+            raise SkipMessage()
+        self._local.claim = claim
+
+    def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        # Retries re-enqueues a failed message with its backoff delay from our thread: remember it.
+        if delay is not None and message.options.get("retries"):
+            self._local.retry_delay_ms = delay
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        claim: Claim | None = self._local.claim
+        if claim is not None:  # None: the claim itself failed, and Retries has re-enqueued the message
+            self.writer.record(self._outcome(claim, message, exception))
+        job_id_var.set(None)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        if message.options.pop(_SKIPPED_BY_US, False):
+            return
+        # Skipped by Dramatiq's own middleware (age limit): the job will not run again.
+        self.writer.record(
+            Outcome(
+                uuid.UUID(message.args[0]),
+                "dead",
+                error_type="AgeLimitExceeded",
+                error_message="the job waited longer than its maximum age",
+                finished_at=_now(),
+            )
+        )
+
+    def _outcome(self, claim: Claim, message: Any, exception: BaseException | None) -> Outcome:
+        if exception is None:
+            return Outcome(claim.job_id, "succeeded", result=self._local.result, finished_at=_now())
+        error_type = type(exception).__name__
+        error_message = str(exception)[:2000] or error_type
+        if message.failed:
+            status = "failed" if isinstance(exception, PermanentError) else "dead"
+            return Outcome(
+                claim.job_id, status, error_type=error_type, error_message=error_message, finished_at=_now()
+            )
+        delay = self._local.retry_delay_ms or 0
+        return Outcome(
+            claim.job_id,
+            "retrying",
+            error_type=error_type,
+            error_message=error_message,
+            next_retry_at=_now() + timedelta(milliseconds=delay),
+        )
+
+    def set_result(self, result: dict[str, Any] | None) -> None:
+        self._local.result = result
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
