@@ -1,0 +1,93 @@
+"""Workers killed with SIGKILL lose nothing; a job that kills every worker is dead-lettered.
+
+These tests run their own worker pools under their own queue prefix, so killing them disturbs no
+other test. The Redis broker's heartbeat timeout is 3 s here (15 s by default), with the reaper
+checking every 0.5 s, so recovery is measured in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from satworks.http.app import create_app
+from satworks.settings import Settings
+from tests.integration.jobs_helpers import post_job, wait_for_status
+from tests.support import WorkerProcess, eventually, free_port
+
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture
+def isolated(base_settings: Settings) -> Settings:
+    return base_settings.model_copy(
+        update={"queue_prefix": f"k{uuid.uuid4().hex[:8]}_", "max_crashes": 2, "worker_metrics_port": free_port()}
+    )
+
+
+@pytest.fixture
+def pools() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for pool in started:
+        pool.kill()
+
+
+async def test_job_of_a_killed_worker_finishes_on_the_next_one(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any
+) -> None:
+    client = await aiohttp_client(create_app(isolated))
+    first = WorkerProcess(isolated).start()
+    pools.append(first)
+    job = await post_job(client, auth, payload={"sleep_ms": 60_000, "fail_attempts": 1})
+    await wait_for_status(client, auth, job["id"], "running")
+    first.kill()
+    killed_at = time.monotonic()
+    # The second run of this canary sleeps as well; it must be handed to the new worker and start again.
+    second = WorkerProcess(isolated).start()
+    pools.append(second)
+
+    async def restarted() -> dict[str, Any] | None:
+        document = await (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
+        return document if document["attempts"] == 2 and document["status"] == "running" else None
+
+    await eventually(restarted, timeout_s=30, what="the job to be redelivered to the new worker")
+    print(f"redelivered {time.monotonic() - killed_at:.1f}s after SIGKILL")
+
+
+async def test_killed_worker_short_job_completes_with_one_crash_counted(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any, settings: Any
+) -> None:
+    from tests.support import job_row
+
+    client = await aiohttp_client(create_app(isolated))
+    first = WorkerProcess(isolated).start()
+    pools.append(first)
+    job = await post_job(client, auth, payload={"sleep_ms": 1_500})
+    await wait_for_status(client, auth, job["id"], "running")
+    first.kill()
+    pools.append(WorkerProcess(isolated).start())
+    done = await wait_for_status(client, auth, job["id"], "succeeded", timeout_s=30)
+    assert done["attempts"] == 2
+    assert job_row(settings, job["id"])["crashes"] == 1  # type: ignore[index]
+
+
+async def test_job_that_kills_its_worker_every_time_is_dead_lettered(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any
+) -> None:
+    client = await aiohttp_client(create_app(isolated))
+    job = await post_job(client, auth, payload={"crash": True})
+
+    async def dead_after_restarts() -> dict[str, Any] | None:
+        if not any(pool.alive() for pool in pools):  # a supervisor's job: start a fresh pool
+            pools.append(WorkerProcess(isolated).start())
+        document = await (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
+        return document if document["status"] == "dead" else None
+
+    dead = await eventually(dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered")
+    assert dead["error"]["type"] == "WorkerCrashed"
+    assert dead["attempts"] == 3  # two runs crashed; the third delivery was refused

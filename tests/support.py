@@ -1,0 +1,144 @@
+"""Helpers shared by the tests: polling with a deadline, worker processes, direct database reads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import redis
+
+from satworks.settings import Settings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 20, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what or check}; last: {last!r}")
+
+
+def wait_until(check: Callable[[], T | None], *, timeout_s: float = 20, what: str = "") -> T:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SATWORKS_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = "[" + ",".join(f'"{v}"' for v in value) + "]"
+        env[f"SATWORKS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+class WorkerProcess:
+    """``satworks worker`` in its own process group, so a test can SIGKILL all of it."""
+
+    def __init__(
+        self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4
+    ) -> None:
+        self.settings = settings
+        self.args = [
+            sys.executable,
+            "-m",
+            "satworks.cli",
+            "worker",
+            "--queues",
+            queues,
+            "--processes",
+            "1",
+            "--threads",
+            str(threads),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.proc = subprocess.Popen(
+            self.args,
+            env=settings_env(self.settings),
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def db_dsn(settings: Settings) -> str:
+    return settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def job_row(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    with psycopg.connect(db_dsn(settings)) as conn:
+        cur = conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c.name for c in cur.description or ()], row, strict=True))
+
+
+def scalar(settings: Settings, sql: str, *params: Any) -> Any:
+    with psycopg.connect(db_dsn(settings)) as conn:
+        row = conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+
+def message_in_broker(settings: Settings, job_id: str) -> bool:
+    """Whether a message for ``job_id`` waits in this test process's Redis queues (ready or delayed)."""
+    client = redis.Redis.from_url(settings.effective_broker_url)
+    try:
+        for queue in ("critical", "default", "bulk"):
+            for suffix in (".msgs", ".DQ.msgs"):
+                values = client.hvals(f"satworks:{settings.queue_prefix}{queue}{suffix}")
+                if any(job_id.encode() in value for value in values):
+                    return True
+        return False
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
