@@ -25,7 +25,11 @@ pytestmark = pytest.mark.acceptance
 @pytest.fixture
 def isolated(base_settings: Settings) -> Settings:
     return base_settings.model_copy(
-        update={"queue_prefix": f"k{uuid.uuid4().hex[:8]}_", "max_crashes": 2, "worker_metrics_port": free_port()}
+        update={
+            "queue_prefix": f"k{uuid.uuid4().hex[:8]}_",
+            "max_crashes": 2,
+            "worker_metrics_port": free_port(),
+        }
     )
 
 
@@ -88,6 +92,8 @@ async def test_job_that_kills_its_worker_every_time_is_dead_lettered(
         document = await (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
         return document if document["status"] == "dead" else None
 
-    dead = await eventually(dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered")
+    dead = await eventually(
+        dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered"
+    )
     assert dead["error"]["type"] == "WorkerCrashed"
     assert dead["attempts"] == 3  # two runs crashed; the third delivery was refused

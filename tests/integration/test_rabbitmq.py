@@ -1,0 +1,91 @@
+"""The same job lifecycle on Dramatiq's RabbitMQ broker (skipped when RabbitMQ is not reachable)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from satworks.http.app import create_app
+from satworks.settings import Settings
+from satworks.workers.broker import build_broker
+from tests.integration.jobs_helpers import post_job, wait_for_status
+from tests.support import WorkerProcess, free_port
+
+AMQP_URL = os.environ.get("SATWORKS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.rabbitmq,
+    pytest.mark.skipif(not _reachable(AMQP_URL), reason="RabbitMQ is not reachable"),
+]
+
+
+@pytest.fixture(scope="module")
+def rabbit_settings(base_settings: Settings) -> Iterator[Settings]:
+    # A stable prefix per test process: durable queues are reused and purged, not piled up.
+    settings = base_settings.model_copy(
+        update={"broker_url": AMQP_URL, "queue_prefix": "r" + base_settings.queue_prefix,
+                "worker_metrics_port": free_port()}
+    )  # fmt: skip
+    broker = build_broker(settings)
+    for queue in broker.get_declared_queues():
+        broker.declare_queue(queue, ensure=True)
+    broker.flush_all()
+    broker.close()
+    yield settings
+
+
+@pytest.fixture(scope="module")
+def rabbit_worker(rabbit_settings: Settings) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(rabbit_settings).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def rabbit_client(aiohttp_client: Any, rabbit_settings: Settings, rabbit_worker: WorkerProcess) -> Any:
+    return await aiohttp_client(create_app(rabbit_settings))
+
+
+async def test_job_succeeds_through_rabbitmq(rabbit_client: Any, auth: Any) -> None:
+    job = await post_job(rabbit_client, auth, priority="high")
+    done = await wait_for_status(rabbit_client, auth, job["id"], "succeeded")
+    assert done["queue"] == "critical"
+    assert done["attempts"] == 1
+
+
+async def test_retries_then_dead_letter_through_rabbitmq(rabbit_client: Any, auth: Any) -> None:
+    recovering = await post_job(rabbit_client, auth, payload={"fail": "transient", "fail_attempts": 1})
+    doomed = await post_job(rabbit_client, auth, payload={"fail": "transient"}, max_retries=1)
+    assert (await wait_for_status(rabbit_client, auth, recovering["id"], "succeeded"))["attempts"] == 2
+    dead = await wait_for_status(rabbit_client, auth, doomed["id"], "dead")
+    assert dead["attempts"] == 2
+
+
+async def test_delayed_and_cancelled_jobs_through_rabbitmq(
+    rabbit_client: Any, auth: Any, make_key: Any
+) -> None:
+    delayed = await post_job(rabbit_client, auth, delay_seconds=1)
+    cancelled = await post_job(rabbit_client, auth, delay_seconds=1)
+    assert (await rabbit_client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=auth)).status == 200
+    assert delayed["status"] == "scheduled"
+    await wait_for_status(rabbit_client, auth, delayed["id"], "succeeded")
+    admin = {"Authorization": f"Bearer {make_key(admin=True)}"}
+    stats = await (await rabbit_client.get("/v1/stats", headers=admin)).json()
+    assert set(stats["queues"]) == {"critical", "default", "bulk"}
+    after = await (await rabbit_client.get(f"/v1/jobs/{cancelled['id']}", headers=auth)).json()
+    assert (after["status"], after["attempts"]) == ("cancelled", 0)
