@@ -20,9 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
     sub.add_parser("web", help="run the intake API")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
-    worker.add_argument(
-        "--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk"
-    )
+    worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
     apps = sub.add_parser("apps", help="manage calling apps and their API keys")
@@ -80,16 +78,12 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     engine = sync_engine(settings.database_url, pool_size=1)
     with engine.begin() as conn:
         if args.apps_command == "create":
-            key = apps.create(
-                conn, args.name, admin=args.admin, rate_limit_per_minute=args.rate_limit_per_minute
-            )
+            key = apps.create(conn, args.name, admin=args.admin, rate_limit_per_minute=args.rate_limit_per_minute)
             print(key if args.quiet else f"app {args.name!r} created; its API key (shown once):\n{key}")
         elif args.apps_command == "list":
             for row in apps.listing(conn):
                 state = "revoked" if row["revoked_at"] else "active"
-                print(
-                    f"{row['name']}\t{','.join(row['scopes'])}\t{state}\t{row['created_at']:%Y-%m-%d %H:%M}"
-                )
+                print(f"{row['name']}\t{','.join(row['scopes'])}\t{state}\t{row['created_at']:%Y-%m-%d %H:%M}")
         else:
             apps.revoke(conn, args.name)
             print(f"app {args.name!r} revoked")

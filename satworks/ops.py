@@ -30,13 +30,9 @@ def enqueue_job(
             ).scalar()
             if app_id is None:
                 raise NotFound(f"no active app named {app_name!r}")
-            row, delay_ms = job_row(
-                spec, app_id=app_id, idempotency_key=None, queue_prefix=settings.queue_prefix
-            )
+            row, delay_ms = job_row(spec, app_id=app_id, idempotency_key=None, queue_prefix=settings.queue_prefix)
             conn.execute(q.insert_many(), [row])
-        enqueue_many(
-            broker, [(job_message(row["id"], row["type"], row["queue"], row["max_retries"]), delay_ms)]
-        )
+        enqueue_many(broker, [(job_message(row["id"], row["type"], row["queue"], row["max_retries"]), delay_ms)])
         with engine.begin() as conn:
             conn.execute(q.mark_enqueued([row["id"]]))
     finally:

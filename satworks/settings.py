@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9191, ge=1, le=65535)
     canary_chaos: bool = False
 
+    # Bitcoin (on-chain payments).
+    bitcoin_network: Literal["mainnet", "testnet", "signet", "regtest"] = "regtest"
+    bitcoind_rpc_url: str = "http://satworks:satworks@127.0.0.1:18443"
+    bitcoind_rpc_timeout_s: float = Field(10.0, gt=0)
+    bitcoind_webhook_token: str | None = Field(None, min_length=16)
+    payment_webhook_secret: str | None = Field(None, min_length=16)
+    payment_webhook_tolerance_s: int = Field(300, ge=1)
+    payment_check_min_ms: int = Field(2_000, ge=10)
+    payment_check_max_ms: int = Field(60_000, ge=10)
+
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:

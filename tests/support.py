@@ -59,9 +59,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``satworks worker`` in its own process group, so a test can SIGKILL all of it."""
 
-    def __init__(
-        self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4
-    ) -> None:
+    def __init__(self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4) -> None:
         self.settings = settings
         self.args = [
             sys.executable,

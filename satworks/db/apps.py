@@ -81,8 +81,8 @@ def revoke(conn: Connection, name: str) -> None:
 
 def listing(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(
-            apps.c.name, apps.c.scopes, apps.c.rate_limit_per_minute, apps.c.created_at, apps.c.revoked_at
-        ).order_by(apps.c.created_at)
+        select(apps.c.name, apps.c.scopes, apps.c.rate_limit_per_minute, apps.c.created_at, apps.c.revoked_at).order_by(
+            apps.c.created_at
+        )
     ).mappings()
     return [dict(row) for row in rows]

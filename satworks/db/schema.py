@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -67,4 +69,92 @@ jobs = Table(
     CheckConstraint("attempts >= 0 AND crashes >= 0 AND max_retries >= 0", name="jobs_counters_valid"),
     Index("jobs_app_listing", "app_id", "seq"),
     Index("jobs_unenqueued", "created_at", postgresql_where=text("enqueued = 0")),
+)
+
+PAYMENT_STATUSES = ("creating", "new", "processing", "settled", "expired", "invalid")
+
+payment_requests = Table(
+    "payment_requests",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("app_id", UUID(as_uuid=True), ForeignKey("apps.id"), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("exception_status", String(16)),
+    Column("status_reason", Text),
+    Column("amount_sat", BigInteger, nullable=False),
+    Column("received_sat", BigInteger, nullable=False, server_default=text("0")),
+    Column("required_confirmations", Integer, nullable=False),
+    Column("confirmations", Integer, nullable=False, server_default=text("0")),
+    Column("tolerance_pct", Numeric(5, 2), nullable=False, server_default=text("0")),
+    Column("monitoring_s", Integer, nullable=False),
+    Column("address", String(100), unique=True),
+    Column("address_supplied", Boolean, nullable=False),
+    Column("memo", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+    Column("checked_at", DateTime(timezone=True)),
+    Column("checks", Integer, nullable=False, server_default=text("0")),
+    Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
+)
+
+payment_txs = Table(
+    "payment_txs",
+    metadata,
+    Column("txid", String(64), primary_key=True),
+    Column("vout", Integer, primary_key=True),
+    Column("payment_id", UUID(as_uuid=True), ForeignKey("payment_requests.id"), nullable=False),
+    Column("amount_sat", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("confirmations", Integer, nullable=False),
+    Column("block_hash", String(64)),
+    Column("block_height", Integer),
+    Column("replaceable", Boolean, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+payment_audit = Table(
+    "payment_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("payment_id", UUID(as_uuid=True), ForeignKey("payment_requests.id"), nullable=False),
+    Column("from_status", String(16), nullable=False),
+    Column("to_status", String(16), nullable=False),
+    Column("exception_status", String(16)),
+    Column("received_sat", BigInteger, nullable=False),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+app_events = Table(
+    "app_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("app_id", UUID(as_uuid=True), ForeignKey("apps.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("subject_id", UUID(as_uuid=True), nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+
+chain_cursors = Table(
+    "chain_cursors",
+    metadata,
+    Column("node", String(32), primary_key=True),
+    Column("block_hash", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )

@@ -48,18 +48,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url)
     broker = build_broker(settings)
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="satworks-intake")
-    broker_redis = (
-        Redis.from_url(settings.effective_broker_url) if isinstance(broker, SatworksRedisBroker) else None
-    )
+    broker_redis = Redis.from_url(settings.effective_broker_url) if isinstance(broker, SatworksRedisBroker) else None
     metrics = app[ctx.HTTP_METRICS]
 
     def count_enqueued(rows: list[dict[str, Any]]) -> None:
         for row in rows:
             metrics.enqueued.labels(row["type"], row["queue"].removeprefix(settings.queue_prefix)).inc()
 
-    batcher = IntakeBatcher(
-        engine, broker, executor, batch_max=settings.intake_batch_max, on_enqueued=count_enqueued
-    )
+    batcher = IntakeBatcher(engine, broker, executor, batch_max=settings.intake_batch_max, on_enqueued=count_enqueued)
     app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], app[ctx.BATCHER] = engine, broker, executor, batcher
     app[ctx.AUTH] = Authenticator(
         engine,

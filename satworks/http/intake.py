@@ -147,8 +147,7 @@ class IntakeBatcher:
 
     async def _enqueue(self, fresh: list[Submission]) -> None:
         items: list[Delayed] = [
-            (job_message(s.row["id"], s.row["type"], s.row["queue"], s.row["max_retries"]), s.delay_ms)
-            for s in fresh
+            (job_message(s.row["id"], s.row["type"], s.row["queue"], s.row["max_retries"]), s.delay_ms) for s in fresh
         ]
         loop = asyncio.get_running_loop()
         try:

@@ -79,9 +79,7 @@ def openapi_document() -> dict[str, Any]:
 
 def _content(model: type[BaseModel] | None, content_type: str, description: str) -> dict[str, Any]:
     if model is None:
-        schema: dict[str, Any] = (
-            {"type": "object"} if content_type == "application/json" else {"type": "string"}
-        )
+        schema: dict[str, Any] = {"type": "object"} if content_type == "application/json" else {"type": "string"}
     else:
         schema = {"$ref": REF.format(model=model.__name__)}
     return {"description": description, "content": {content_type: {"schema": schema}}}

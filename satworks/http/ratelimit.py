@@ -40,9 +40,7 @@ class WindowLimiter:
             lease.remaining = await self._lease(subject, window, limit)
         if lease.remaining == 0:
             retry_after = WINDOW_S - int(time.time()) % WINDOW_S
-            raise RateLimited(
-                f"rate limit of {limit} requests per minute exceeded", retry_after_s=retry_after
-            )
+            raise RateLimited(f"rate limit of {limit} requests per minute exceeded", retry_after_s=retry_after)
         lease.remaining -= 1
 
     async def count(self, subject: str) -> int:

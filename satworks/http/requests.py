@@ -45,9 +45,5 @@ def path_uuid(request: web.Request, name: str, *, what: str) -> uuid.UUID:
         raise NotFound(f"no such {what}") from exc
 
 
-def json_response(
-    model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status, body=model.model_dump_json(), content_type="application/json", headers=headers
-    )
+def json_response(model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=model.model_dump_json(), content_type="application/json", headers=headers)

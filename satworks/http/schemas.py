@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,55 @@ from satworks.jobs.request import JobIn
 JobStatus = Literal["queued", "scheduled", "running", "retrying", "succeeded", "failed", "dead", "cancelled"]
 
 __all__ = ["JobIn"]
+
+
+class PaymentOut(BaseModel):
+    id: uuid.UUID
+    method: Literal["onchain"]
+    status: Literal["creating", "new", "processing", "settled", "expired", "invalid"]
+    exception_status: Literal["paid_partial", "paid_over", "paid_late"] | None
+    status_reason: str | None
+    amount_sat: int
+    received_sat: int
+    required_confirmations: int
+    confirmations: int
+    payment_tolerance: Decimal
+    monitoring_s: int
+    address: str | None
+    txids: list[str]
+    memo: str | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    created_at: datetime
+    expires_at: datetime
+    settled_at: datetime | None
+
+
+class PaymentList(BaseModel):
+    items: list[PaymentOut]
+    next_cursor: str | None
+
+
+class PaymentListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["creating", "new", "processing", "settled", "expired", "invalid"] | None = None
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=64)
+
+
+class Accepted(BaseModel):
+    accepted: bool = True
+
+
+class WatcherEvent(BaseModel):
+    """A signed event from an outside payment watcher; only the payment id is used."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=255)
+    event: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any]
 
 
 class ErrorInfo(BaseModel):
@@ -41,9 +91,7 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next (older) page; null at the end."
-    )
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end.")
 
 
 class JobListQuery(BaseModel):
@@ -101,4 +149,28 @@ def job_document(row: Any, *, queue_prefix: str) -> JobOut:
         started_at=row.started_at,
         finished_at=row.finished_at,
         next_retry_at=row.next_retry_at,
+    )
+
+
+def payment_document(row: Any, txids: list[str]) -> PaymentOut:
+    return PaymentOut(
+        id=row.id,
+        method=row.method,
+        status=row.status,
+        exception_status=row.exception_status,
+        status_reason=row.status_reason,
+        amount_sat=row.amount_sat,
+        received_sat=row.received_sat,
+        required_confirmations=row.required_confirmations,
+        confirmations=row.confirmations,
+        payment_tolerance=row.tolerance_pct,
+        monitoring_s=row.monitoring_s,
+        address=row.address,
+        txids=txids,
+        memo=row.memo,
+        metadata=row.metadata,
+        idempotency_key=row.idempotency_key,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        settled_at=row.settled_at,
     )

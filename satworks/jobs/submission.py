@@ -40,9 +40,7 @@ def job_row(
             f"invalid {spec.type} payload", details=validation_details(exc, prefix=("payload",))
         ) from exc
     now = datetime.now(UTC)
-    scheduled_for = spec.run_at or (
-        now + timedelta(seconds=spec.delay_seconds) if spec.delay_seconds else None
-    )
+    scheduled_for = spec.run_at or (now + timedelta(seconds=spec.delay_seconds) if spec.delay_seconds else None)
     if scheduled_for is not None and scheduled_for > now + timedelta(seconds=MAX_DELAY_S):
         raise ValidationFailed("run_at is more than 7 days ahead", details=[{"loc": ["run_at"]}])
     delay_ms = int((scheduled_for - now).total_seconds() * 1000) if scheduled_for else 0

@@ -19,9 +19,7 @@ Depths = dict[str, dict[str, int]]
 
 
 class QueueStats:
-    def __init__(
-        self, broker: dramatiq.Broker, redis: Redis | None, executor: Executor, *, prefix: str
-    ) -> None:
+    def __init__(self, broker: dramatiq.Broker, redis: Redis | None, executor: Executor, *, prefix: str) -> None:
         self._broker = broker
         self._redis = redis
         self._executor = executor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import dramatiq
@@ -9,6 +10,7 @@ from pydantic import ValidationError
 
 from satworks.errors import InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
+from satworks.jobs.payments import PAYMENT_ACTORS, PaymentResources
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
 
@@ -42,3 +44,19 @@ def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable
 
     run.__name__ = job.name
     return run
+
+
+def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources) -> None:
+    """Payment actors run on the ``critical`` queue with retries for a node that cannot be asked."""
+    for internal in PAYMENT_ACTORS:
+        dramatiq.actor(  # type: ignore[call-overload]
+            functools.partial(internal.run, resources),
+            actor_name=internal.name,
+            queue_name=resources.settings.queue_prefix + "critical",
+            broker=broker,
+            max_retries=internal.max_retries,
+            min_backoff=internal.min_backoff_ms,
+            max_backoff=internal.max_backoff_ms,
+            time_limit=internal.time_limit_ms,
+            throws=(PermanentError,),
+        )

@@ -6,15 +6,19 @@ middleware, sets it as Dramatiq's global and declares the actors.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 from prometheus_client import REGISTRY
 
 from satworks import logs
 from satworks.db.engine import sync_engine
+from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.payments import PaymentResources, payment_message
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
-from satworks.workers.actors import declare_actors
+from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.broker import build_broker
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
@@ -25,7 +29,9 @@ from satworks.workers.status import StatusWriter
 def build(settings: Settings) -> dramatiq.Broker:
     engine = sync_engine(settings.database_url, pool_size=2)
     tracking = JobTracking(
-        StatusWriter(engine, batch_max=settings.status_batch_max), max_crashes=settings.max_crashes
+        StatusWriter(engine, batch_max=settings.status_batch_max),
+        max_crashes=settings.max_crashes,
+        tracked=frozenset(JOB_TYPES),
     )
     broker = build_broker(
         settings,
@@ -37,6 +43,13 @@ def build(settings: Settings) -> dramatiq.Broker:
     )
     dramatiq.set_broker(broker)
     declare_actors(broker, JOB_TYPES, tracking, settings)
+
+    def enqueue(actor: str, args: tuple[Any, ...], delay_ms: int | None) -> None:
+        broker.enqueue(payment_message(actor, args, settings.queue_prefix), delay=delay_ms)
+
+    rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
+    payments_engine = sync_engine(settings.database_url, pool_size=4)
+    declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))
     return broker
 
 

@@ -92,8 +92,6 @@ async def test_job_that_kills_its_worker_every_time_is_dead_lettered(
         document = await (await client.get(f"/v1/jobs/{job['id']}", headers=auth)).json()
         return document if document["status"] == "dead" else None
 
-    dead = await eventually(
-        dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered"
-    )
+    dead = await eventually(dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered")
     assert dead["error"]["type"] == "WorkerCrashed"
     assert dead["attempts"] == 3  # two runs crashed; the third delivery was refused

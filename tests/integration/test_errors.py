@@ -24,24 +24,18 @@ def assert_error(body: dict[str, Any], code: str) -> None:
 def jobs_of(settings: Any, key: str) -> int:
     key_id = key.split("_")[1]
     return int(
-        scalar(
-            settings, "SELECT count(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.key_id = %s", key_id
-        )
+        scalar(settings, "SELECT count(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.key_id = %s", key_id)
     )
 
 
 async def test_malformed_json_is_400(client: Any, auth: Any) -> None:
-    response = await client.post(
-        "/v1/jobs", data=b"{not json", headers={**auth, "Content-Type": "application/json"}
-    )
+    response = await client.post("/v1/jobs", data=b"{not json", headers={**auth, "Content-Type": "application/json"})
     assert response.status == 400
     assert_error(await response.json(), "bad_request")
 
 
 async def test_non_json_body_is_415(client: Any, auth: Any) -> None:
-    response = await client.post(
-        "/v1/jobs", data=b"type=canary", headers={**auth, "Content-Type": "text/plain"}
-    )
+    response = await client.post("/v1/jobs", data=b"type=canary", headers={**auth, "Content-Type": "text/plain"})
     assert response.status == 415
     assert_error(await response.json(), "unsupported_media_type")
 
@@ -86,13 +80,9 @@ async def test_unknown_job_and_unknown_route_are_404(client: Any, auth: Any) -> 
         assert_error(await response.json(), "not_found")
 
 
-async def test_body_over_the_limit_is_413_and_records_nothing(
-    client: Any, auth: Any, key: str, settings: Any
-) -> None:
+async def test_body_over_the_limit_is_413_and_records_nothing(client: Any, auth: Any, key: str, settings: Any) -> None:
     big = json.dumps({"type": "canary", "payload": {"note": "x" * (settings.max_body_bytes + 10)}}).encode()
-    response = await client.post(
-        "/v1/jobs", data=io.BytesIO(big), headers={**auth, "Content-Type": "application/json"}
-    )
+    response = await client.post("/v1/jobs", data=io.BytesIO(big), headers={**auth, "Content-Type": "application/json"})
     assert response.status == 413
     assert_error(await response.json(), "payload_too_large")
     assert jobs_of(settings, key) == 0
@@ -143,15 +133,11 @@ async def test_repeated_failed_authentication_from_one_address_gets_429(client: 
     assert (await client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"})).status == 200
 
 
-async def test_broker_down_is_503_and_leaves_no_job_behind(
-    aiohttp_client: Any, settings: Any, make_key: Any
-) -> None:
+async def test_broker_down_is_503_and_leaves_no_job_behind(aiohttp_client: Any, settings: Any, make_key: Any) -> None:
     key = make_key(admin=True)
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     client = await aiohttp_client(create_app(down))
-    response = await client.post(
-        "/v1/jobs", json={"type": "canary"}, headers={"Authorization": f"Bearer {key}"}
-    )
+    response = await client.post("/v1/jobs", json={"type": "canary"}, headers={"Authorization": f"Bearer {key}"})
     assert response.status == 503
     body = await response.json()
     assert_error(body, "dependency_unavailable")

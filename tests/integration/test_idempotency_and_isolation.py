@@ -18,10 +18,7 @@ async def test_same_key_from_the_same_app_returns_the_same_job(client: Any, auth
     assert again.headers["Idempotent-Replayed"] == "true"
     assert (await again.json())["id"] == first["id"]
     assert (
-        scalar(
-            settings, "SELECT count(*) FROM jobs WHERE idempotency_key = 'order-42' AND id = %s", first["id"]
-        )
-        == 1
+        scalar(settings, "SELECT count(*) FROM jobs WHERE idempotency_key = 'order-42' AND id = %s", first["id"]) == 1
     )
 
 
@@ -73,9 +70,7 @@ async def test_an_app_cannot_see_or_cancel_another_apps_job(client: Any, auth: A
 
 
 async def test_listing_pages_newest_first_with_a_cursor(client: Any, auth: Any) -> None:
-    created = [
-        (await post_job(client, auth, delay_seconds=600, payload={"note": str(i)}))["id"] for i in range(7)
-    ]
+    created = [(await post_job(client, auth, delay_seconds=600, payload={"note": str(i)}))["id"] for i in range(7)]
     seen: list[str] = []
     cursor = None
     pages = 0
@@ -95,9 +90,7 @@ async def test_listing_filters_by_status_and_type(client: Any, auth: Any) -> Non
     waiting = await post_job(client, auth, delay_seconds=600)
     cancelled = await post_job(client, auth, delay_seconds=600)
     await client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=auth)
-    page = await (
-        await client.get("/v1/jobs", params={"status": "cancelled", "type": "canary"}, headers=auth)
-    ).json()
+    page = await (await client.get("/v1/jobs", params={"status": "cancelled", "type": "canary"}, headers=auth)).json()
     assert [item["id"] for item in page["items"]] == [cancelled["id"]]
     page = await (await client.get("/v1/jobs", params={"status": "scheduled"}, headers=auth)).json()
     assert [item["id"] for item in page["items"]] == [waiting["id"]]

@@ -16,9 +16,7 @@ from tests.support import WorkerProcess, db_dsn, eventually, job_row, message_in
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-async def test_canary_is_recorded_before_the_answer_and_then_succeeds(
-    client: Any, auth: Any, settings: Any
-) -> None:
+async def test_canary_is_recorded_before_the_answer_and_then_succeeds(client: Any, auth: Any, settings: Any) -> None:
     job = await post_job(client, auth, payload={"note": "hello"})
     assert job["status"] in ("queued", "running", "succeeded")
     assert job_row(settings, job["id"]) is not None  # durably recorded when 202 was answered
@@ -49,9 +47,7 @@ async def test_canary_is_recorded_before_the_answer_and_then_succeeds(
     assert set(done) == expected
 
 
-@pytest.mark.parametrize(
-    ("priority", "queue"), [("high", "critical"), ("normal", "default"), ("low", "bulk")]
-)
+@pytest.mark.parametrize(("priority", "queue"), [("high", "critical"), ("normal", "default"), ("low", "bulk")])
 async def test_priority_selects_the_queue(client: Any, auth: Any, priority: str, queue: str) -> None:
     job = await post_job(client, auth, priority=priority)
     assert job["queue"] == queue
@@ -69,9 +65,7 @@ async def test_transient_failures_retry_with_backoff_until_success(client: Any, 
     assert done["next_retry_at"] is None
 
 
-async def test_exhausted_retries_make_the_job_dead_and_dead_lettered(
-    client: Any, auth: Any, make_key: Any
-) -> None:
+async def test_exhausted_retries_make_the_job_dead_and_dead_lettered(client: Any, auth: Any, make_key: Any) -> None:
     job = await post_job(client, auth, payload={"fail": "transient"}, max_retries=1)
     dead = await wait_for_status(client, auth, job["id"], "dead")
     assert dead["attempts"] == 2

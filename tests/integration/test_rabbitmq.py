@@ -38,9 +38,12 @@ pytestmark = [
 def rabbit_settings(base_settings: Settings) -> Iterator[Settings]:
     # A stable prefix per test process: durable queues are reused and purged, not piled up.
     settings = base_settings.model_copy(
-        update={"broker_url": AMQP_URL, "queue_prefix": "r" + base_settings.queue_prefix,
-                "worker_metrics_port": free_port()}
-    )  # fmt: skip
+        update={
+            "broker_url": AMQP_URL,
+            "queue_prefix": "r" + base_settings.queue_prefix,
+            "worker_metrics_port": free_port(),
+        }
+    )
     broker = build_broker(settings)
     for queue in broker.get_declared_queues():
         broker.declare_queue(queue, ensure=True)
@@ -76,9 +79,7 @@ async def test_retries_then_dead_letter_through_rabbitmq(rabbit_client: Any, aut
     assert dead["attempts"] == 2
 
 
-async def test_delayed_and_cancelled_jobs_through_rabbitmq(
-    rabbit_client: Any, auth: Any, make_key: Any
-) -> None:
+async def test_delayed_and_cancelled_jobs_through_rabbitmq(rabbit_client: Any, auth: Any, make_key: Any) -> None:
     delayed = await post_job(rabbit_client, auth, delay_seconds=1)
     cancelled = await post_job(rabbit_client, auth, delay_seconds=1)
     assert (await rabbit_client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=auth)).status == 200

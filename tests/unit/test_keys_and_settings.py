@@ -16,9 +16,7 @@ def test_keys_split_into_id_and_secret_and_verify_against_the_hash() -> None:
     assert not verify("s3cret-valuf", hash_secret("s3cret-value"))
 
 
-@pytest.mark.parametrize(
-    "key", ["", "sw_short_x", "xx_0123456789ab_s", "sw_0123456789ab_", "sw_0123456789ab_a_b"]
-)
+@pytest.mark.parametrize("key", ["", "sw_short_x", "xx_0123456789ab_s", "sw_0123456789ab_", "sw_0123456789ab_a_b"])
 def test_malformed_keys_are_rejected(key: str) -> None:
     assert split_key(key) is None
 

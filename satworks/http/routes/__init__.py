@@ -27,6 +27,6 @@ class Route:
 
 
 def all_routes() -> list[Route]:
-    from satworks.http.routes import health, jobs, meta
+    from satworks.http.routes import health, jobs, meta, payments, webhooks
 
-    return [*health.ROUTES, *jobs.ROUTES, *meta.ROUTES]
+    return [*health.ROUTES, *jobs.ROUTES, *payments.ROUTES, *webhooks.ROUTES, *meta.ROUTES]

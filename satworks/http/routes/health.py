@@ -31,9 +31,7 @@ async def ready(request: web.Request) -> web.Response:
     except DependencyUnavailable:
         checks["broker"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())
-    return json_response(
-        Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503
-    )
+    return json_response(Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from satworks.db.engine import db_errors
 from satworks.db.schema import jobs as jobs_table
 from satworks.errors import Conflict, NotFound, ValidationFailed
 from satworks.http import context as ctx
+from satworks.http.pagination import decode_cursor, encode_cursor
 from satworks.http.requests import json_body, json_response, path_uuid, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import JobIn, JobList, JobListQuery, JobOut, job_document
@@ -51,7 +51,7 @@ async def get_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     app = await request.app[ctx.AUTH].authenticate(request, "jobs")
     query = validate(JobListQuery, dict(request.query), what="query")
-    before = _decode_cursor(query.cursor) if query.cursor else None
+    before = decode_cursor(query.cursor) if query.cursor else None
     with db_errors():
         async with request.app[ctx.ENGINE].connect() as conn:
             statement = q.listing(
@@ -60,10 +60,8 @@ async def list_jobs(request: web.Request) -> web.Response:
             rows = (await conn.execute(statement)).all()
     prefix = request.app[ctx.SETTINGS].queue_prefix
     page = rows[: query.limit]
-    cursor = _encode_cursor(page[-1].seq) if len(rows) > query.limit else None
-    return json_response(
-        JobList(items=[job_document(r, queue_prefix=prefix) for r in page], next_cursor=cursor)
-    )
+    cursor = encode_cursor(page[-1].seq) if len(rows) > query.limit else None
+    return json_response(JobList(items=[job_document(r, queue_prefix=prefix) for r in page], next_cursor=cursor))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -75,9 +73,7 @@ async def cancel_job(request: web.Request) -> web.Response:
             if row is None:
                 status = (
                     await conn.execute(
-                        select(jobs_table.c.status).where(
-                            jobs_table.c.id == job_id, jobs_table.c.app_id == app.app_id
-                        )
+                        select(jobs_table.c.status).where(jobs_table.c.id == job_id, jobs_table.c.app_id == app.app_id)
                     )
                 ).scalar()
     if row is None:
@@ -94,20 +90,6 @@ def _idempotency_key(request: web.Request, spec: JobIn) -> str | None:
     if header is not None and spec.idempotency_key is not None and header != spec.idempotency_key:
         raise ValidationFailed("Idempotency-Key header and body idempotency_key differ")
     return spec.idempotency_key or header
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("s"):
-            raise ValueError(cursor)
-        return int(text[1:])
-    except ValueError as exc:
-        raise ValidationFailed("invalid cursor", details=[{"loc": ["cursor"]}]) from exc
 
 
 class _Row:

@@ -26,9 +26,10 @@ _SKIPPED_BY_US = "satworks_skipped"
 
 
 class JobTracking(Middleware):
-    def __init__(self, writer: StatusWriter, *, max_crashes: int) -> None:
+    def __init__(self, writer: StatusWriter, *, max_crashes: int, tracked: frozenset[str]) -> None:
         self.writer = writer
         self.max_crashes = max_crashes
+        self.tracked = tracked  # actor names of app job types; platform-internal actors keep no job row
         self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -45,6 +46,9 @@ class JobTracking(Middleware):
         return claim
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._local.claim = None
+        if message.actor_name not in self.tracked:
+            return
         job_id = uuid.UUID(message.args[0])
         job_id_var.set(str(job_id))
         self._local.claim, self._local.result, self._local.retry_delay_ms = None, None, None
@@ -71,7 +75,7 @@ class JobTracking(Middleware):
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         # Retries re-enqueues a failed message with its backoff delay from our thread: remember it.
-        if delay is not None and message.options.get("retries"):
+        if delay is not None and message.options.get("retries") and message.actor_name in self.tracked:
             self._local.retry_delay_ms = delay
 
     def after_process_message(
@@ -88,7 +92,7 @@ class JobTracking(Middleware):
         job_id_var.set(None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        if message.options.pop(_SKIPPED_BY_US, False):
+        if message.options.pop(_SKIPPED_BY_US, False) or message.actor_name not in self.tracked:
             return
         # Skipped by Dramatiq's own middleware (age limit): the job will not run again.
         self.writer.record(
@@ -108,9 +112,7 @@ class JobTracking(Middleware):
         error_message = str(exception)[:2000] or error_type
         if message.failed:
             status = "failed" if isinstance(exception, PermanentError) else "dead"
-            return Outcome(
-                claim.job_id, status, error_type=error_type, error_message=error_message, finished_at=_now()
-            )
+            return Outcome(claim.job_id, status, error_type=error_type, error_message=error_message, finished_at=_now())
         delay = self._local.retry_delay_ms or 0
         return Outcome(
             claim.job_id,

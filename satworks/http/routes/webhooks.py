@@ -1,0 +1,180 @@
+"""Webhooks from nodes and payment watchers. They only wake checks up: amounts in them are never used.
+
+- ``/v1/webhooks/bitcoind/walletnotify`` and ``/blocknotify``: for ``-walletnotify='curl -X POST
+  http://host/v1/webhooks/bitcoind/walletnotify?txid=%s -H "X-Satworks-Node-Token: …"'``; the id comes
+  in the query (``txid`` / ``blockhash``), a JSON body or a plain-text body.
+- ``/v1/webhooks/payments``: a signed event (see ``satworks.signatures``) naming a payment id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from satworks.db import payments as store
+from satworks.db.engine import db_errors
+from satworks.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+from satworks.http import context as ctx
+from satworks.http.requests import json_response, validate
+from satworks.http.routes import Route
+from satworks.http.schemas import Accepted, WatcherEvent
+from satworks.jobs.payments import CHECK, CHECK_TX, SWEEP, payment_message
+from satworks.signatures import HEADER, SignatureError, verify
+from satworks.workers.broker import enqueue_many
+
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+NODE_TOKEN_HEADER = "X-Satworks-Node-Token"
+
+
+async def walletnotify(request: web.Request) -> web.Response:
+    txid = await _node_notification(request, "txid")
+    await _enqueue(request, CHECK_TX, (txid.lower(),))
+    return json_response(Accepted(), status=202)
+
+
+async def blocknotify(request: web.Request) -> web.Response:
+    await _node_notification(request, "blockhash")
+    await _enqueue(request, SWEEP, ())
+    return json_response(Accepted(), status=202)
+
+
+async def payment_event(request: web.Request) -> web.Response:
+    settings = request.app[ctx.SETTINGS]
+    if settings.payment_webhook_secret is None:
+        raise NotFound("payment webhooks are not configured")
+    body = await _raw_body(request, settings.max_body_bytes)
+    try:
+        verify(
+            request.headers.get(HEADER, ""),
+            body,
+            settings.payment_webhook_secret,
+            now=int(time.time()),
+            tolerance_s=settings.payment_webhook_tolerance_s,
+        )
+    except SignatureError as exc:
+        raise Unauthorized(f"bad webhook signature: {exc}") from exc
+    event = validate(WatcherEvent, _json(body), what="payment event")
+    try:
+        payment_id = uuid.UUID(str(event.data.get("payment_id")))
+    except ValueError as exc:
+        raise ValidationFailed(
+            "data.payment_id must be a payment id", details=[{"loc": ["data", "payment_id"]}]
+        ) from exc
+    engine = request.app[ctx.ENGINE]
+    with db_errors():
+        async with engine.begin() as conn:
+            if (await conn.execute(store.exists(payment_id))).first() is None:
+                raise NotFound("no such payment")
+            if (await conn.execute(store.record_webhook("payments", event.id))).first() is None:
+                raise Conflict("event already received (replay)", details={"event_id": event.id})
+    try:
+        await _enqueue(request, CHECK, (str(payment_id),))
+    except DependencyUnavailable:
+        with db_errors():  # forget the receipt so the watcher's retry is accepted
+            async with engine.begin() as conn:
+                await conn.execute(store.forget_webhook("payments", event.id))
+        raise
+    return json_response(Accepted(), status=202)
+
+
+async def _node_notification(request: web.Request, name: str) -> str:
+    settings = request.app[ctx.SETTINGS]
+    expected = settings.bitcoind_webhook_token
+    if expected is None:
+        raise NotFound("node webhooks are not configured")
+    given = request.headers.get(NODE_TOKEN_HEADER) or request.query.get("token", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("missing or invalid node token")
+    value = request.query.get(name)
+    if value is None and request.can_read_body:
+        body = await _raw_body(request, 4096)
+        if request.content_type == "application/json":
+            document = _json(body)
+            value = str(document.get(name, "")) if isinstance(document, dict) else ""
+        else:
+            value = body.decode(errors="replace").strip()
+    if not value or not HEX64.match(value):
+        raise ValidationFailed(f"{name} must be 64 hex characters", details=[{"loc": [name]}])
+    return value
+
+
+async def _raw_body(request: web.Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("malformed JSON body") from exc
+
+
+async def _enqueue(request: web.Request, actor: str, args: tuple[Any, ...]) -> None:
+    message = payment_message(actor, args, request.app[ctx.SETTINGS].queue_prefix)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(request.app[ctx.EXECUTOR], enqueue_many, request.app[ctx.BROKER], [(message, None)])
+    except Exception as exc:  # any broker failure
+        raise DependencyUnavailable("broker unavailable", details={"dependency": "broker"}) from exc
+
+
+class _NodeNotification(BaseModel):
+    """Body of a node notification (also accepted as a query parameter or plain text)."""
+
+    txid: str | None = None
+    blockhash: str | None = None
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/webhooks/bitcoind/walletnotify",
+        walletnotify,
+        "bitcoind -walletnotify: re-check a tx",
+        Accepted,
+        status=202,
+        body=_NodeNotification,
+        errors=(401, 404, 413, 422, 503),
+    ),
+    Route(
+        "POST",
+        "/v1/webhooks/bitcoind/blocknotify",
+        blocknotify,
+        "bitcoind -blocknotify: sweep payments",
+        Accepted,
+        status=202,
+        body=_NodeNotification,
+        errors=(401, 404, 413, 422, 503),
+    ),
+    Route(
+        "POST",
+        "/v1/webhooks/payments",
+        payment_event,
+        "A signed payment watcher event: re-check it",
+        Accepted,
+        status=202,
+        body=WatcherEvent,
+        errors=(400, 401, 404, 409, 413, 422, 503),
+    ),
+]

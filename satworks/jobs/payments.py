@@ -1,0 +1,224 @@
+"""Payment jobs: hand out an address, check one request, check one transaction, sweep them all.
+
+Every job re-reads the truth from the node and is safe to run twice or at once: state moves happen
+under a row lock in ``db.payments.apply_receipts``. A node that cannot be asked raises
+``NodeUnavailable``, which Dramatiq retries with backoff; nothing is expired or invalidated
+without a successful read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+from sqlalchemy import Engine
+
+from satworks.db import payments as store
+from satworks.integrations.bitcoin.rpc import INVALID_ADDRESS_OR_KEY, WALLET_ERROR, BitcoinRpc, RpcError
+from satworks.payments.amounts import btc_to_sat
+from satworks.payments.evaluate import Receipt
+from satworks.payments.status import PaymentStatus
+from satworks.settings import Settings
+
+log = logging.getLogger(__name__)
+NODE = "bitcoind"
+CREATE_ADDRESS, CHECK, CHECK_TX, SWEEP = (
+    "payments.create_address",
+    "payments.check",
+    "payments.check_tx",
+    "payments.sweep",
+)
+
+
+@dataclass(frozen=True)
+class PaymentResources:
+    settings: Settings
+    engine: Engine
+    rpc: BitcoinRpc
+    enqueue: Callable[[str, tuple[Any, ...], int | None], None]
+
+
+def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:
+    return dramatiq.Message(queue_name=prefix + "critical", actor_name=actor, args=args, kwargs={}, options={})
+
+
+def next_check_delay_ms(settings: Settings, checks: int, expires_at: datetime, now: datetime) -> int:
+    """Exponential from ``payment_check_min_ms`` to ``payment_check_max_ms``, but never past expiry."""
+    delay = min(settings.payment_check_max_ms, settings.payment_check_min_ms * 2 ** min(checks, 20))
+    delay = int(delay)
+    until_expiry = int((expires_at - now).total_seconds() * 1000) + 250
+    return max(10, min(delay, until_expiry)) if until_expiry > 0 else delay
+
+
+def create_address(res: PaymentResources, payment_id: str) -> None:
+    pid = uuid.UUID(payment_id)
+    with res.engine.connect() as conn:
+        row = store.load(conn, pid)
+    if row is None or row.status != PaymentStatus.CREATING:
+        return  # already done by an earlier run
+    address = res.rpc.call("getnewaddress", payment_id, "bech32")
+    with res.engine.begin() as conn:
+        if store.set_address(conn, pid, address):
+            log.info("payment address assigned", extra={"action": "payment_address", "payment_id": payment_id})
+    res.enqueue(CHECK, (payment_id, 0), None)
+
+
+def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> None:
+    """Re-read one request's payments. A scheduled check (``seq`` given) schedules the next one."""
+    pid = uuid.UUID(payment_id)
+    with res.engine.connect() as conn:
+        row = store.load(conn, pid)
+        if row is None or row.address is None:
+            return
+        known = {r.txid for r in store.stored_txs(conn, [pid])}
+    if row.address_supplied and row.status == PaymentStatus.NEW and not _watched(res.rpc, row.address):
+        with res.engine.begin() as conn:
+            store.mark_unwatchable(conn, pid)
+        return
+    read_at = datetime.now(UTC)
+    listed = res.rpc.call("listreceivedbyaddress", 0, True, True, row.address)
+    txids = known | {txid for entry in listed for txid in entry.get("txids", [])}
+    receipts = [r for txid in sorted(txids) for r in _read_tx(res.rpc, txid, {row.address})]
+    with res.engine.begin() as conn:
+        verdict = store.apply_receipts(conn, pid, receipts, read_at)
+        row = store.load(conn, pid)
+        follow_up = seq is not None and store.claim_check(conn, pid, seq)
+    if verdict is not None:
+        log.info(
+            "payment checked",
+            extra={"action": "payment_checked", "payment_id": payment_id, "status": str(verdict.status)},
+        )
+    if follow_up and seq is not None and PaymentStatus(row.status).is_open:
+        now = datetime.now(UTC)
+        delay_ms = next_check_delay_ms(res.settings, seq + 1, row.expires_at, now)
+        res.enqueue(CHECK, (payment_id, seq + 1), delay_ms)
+
+
+def check_tx(res: PaymentResources, txid: str) -> None:
+    """A node said ``txid`` changed: re-read it and re-evaluate the requests it pays."""
+    read_at = datetime.now(UTC)
+    try:
+        tx = res.rpc.call("gettransaction", txid, True)
+    except RpcError as exc:
+        if exc.rpc_code == INVALID_ADDRESS_OR_KEY:
+            return  # not a wallet transaction: nothing of ours
+        raise
+    addresses = {d["address"] for d in tx.get("details", []) if d.get("category") == "receive" and "address" in d}
+    with res.engine.begin() as conn:
+        owners = store.by_addresses(conn, addresses)
+    receipts = _receipts(res.rpc, tx, set(owners))
+    for address, pid in owners.items():
+        with res.engine.begin() as conn:
+            store.apply_receipts(conn, pid, [r for r in receipts if r.address == address], read_at)
+
+
+def sweep(res: PaymentResources) -> dict[str, int]:
+    """Check every monitored request with a bounded number of RPC calls.
+
+    One ``listsinceblock`` from the stored cursor (from the fork point after a reorg; ``removed``
+    lists what the reorg undid), one ``getblockcount``, then ``gettransaction`` only for the txids
+    that touch our addresses or were unconfirmed. Confirmations of everything else follow from the
+    stored block heights.
+    """
+    calls_before = res.rpc.calls
+    read_at = datetime.now(UTC)
+    with res.engine.begin() as conn:
+        if not store.try_sweep_lock(conn):
+            return {"skipped": 1}
+        last = store.cursor(conn, NODE)
+        monitored = {row.address: row.id for row in store.monitored(conn, read_at)}
+        unconfirmed = {r.txid for r in store.stored_txs(conn, list(monitored.values())) if r.state != "confirmed"}
+        since = res.rpc.call("listsinceblock", *([last, 1, True, True] if last else []))
+        tip = int(res.rpc.call("getblockcount"))
+        entries = [*since.get("transactions", []), *since.get("removed", [])]
+        affected = {e["txid"] for e in entries if e.get("address") in monitored} | unconfirmed
+        receipts = [r for txid in sorted(affected) for r in _read_tx(res.rpc, txid, set(monitored))]
+        by_payment: dict[uuid.UUID, list[Receipt]] = {pid: [] for pid in monitored.values()}
+        for receipt in receipts:
+            by_payment[monitored[receipt.address]].append(receipt)
+        for pid, fresh in by_payment.items():
+            store.apply_receipts(conn, pid, fresh, read_at, tip_height=tip)
+        store.save_cursor(conn, NODE, since["lastblock"])
+    return {"requests": len(monitored), "txs": len(affected), "rpc_calls": res.rpc.calls - calls_before}
+
+
+@dataclass(frozen=True)
+class _AddressedReceipt(Receipt):
+    address: str = ""
+
+
+def _read_tx(rpc: BitcoinRpc, txid: str, addresses: set[str]) -> list[_AddressedReceipt]:
+    try:
+        tx = rpc.call("gettransaction", txid, True)
+    except RpcError as exc:
+        if exc.rpc_code == INVALID_ADDRESS_OR_KEY:
+            return []
+        raise
+    return _receipts(rpc, tx, addresses)
+
+
+def _receipts(rpc: BitcoinRpc, tx: dict[str, Any], addresses: Iterable[str]) -> list[_AddressedReceipt]:
+    """Outputs of ``tx`` paying one of ``addresses``, in integer satoshis, with liveness from the node."""
+    wanted = set(addresses)
+    confirmations = int(tx["confirmations"])
+    in_mempool = False
+    if confirmations == 0:
+        try:
+            rpc.call("getmempoolentry", tx["txid"])
+            in_mempool = True
+        except RpcError as exc:
+            if exc.rpc_code != INVALID_ADDRESS_OR_KEY:
+                raise
+    received_at = datetime.fromtimestamp(int(tx.get("timereceived") or tx["time"]), UTC)
+    return [
+        _AddressedReceipt(
+            txid=tx["txid"],
+            vout=int(d["vout"]),
+            amount_sat=btc_to_sat(d["amount"]),
+            confirmations=confirmations,
+            in_mempool=in_mempool,
+            replaceable=tx.get("bip125-replaceable") == "yes",
+            received_at=received_at,
+            block_hash=tx.get("blockhash"),
+            block_height=tx.get("blockheight"),
+            address=d["address"],
+        )
+        for d in tx.get("details", [])
+        if d.get("category") == "receive" and d.get("address") in wanted
+    ]
+
+
+def _watched(rpc: BitcoinRpc, address: str) -> bool:
+    """Whether the node's wallet watches ``address`` (own or watch-only); -4 says it does not."""
+    try:
+        rpc.call("getreceivedbyaddress", address, 0)
+    except RpcError as exc:
+        if exc.rpc_code == WALLET_ERROR:
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class InternalActor:
+    """A platform actor that is not an app job: no job row, its own record is the payment request."""
+
+    name: str
+    run: Callable[..., Any]
+    max_retries: int = 30
+    min_backoff_ms: int = 500
+    max_backoff_ms: int = 5 * 60_000
+    time_limit_ms: int = 120_000
+
+
+PAYMENT_ACTORS = (
+    InternalActor(CREATE_ADDRESS, create_address),
+    InternalActor(CHECK, check),
+    InternalActor(CHECK_TX, check_tx),
+    InternalActor(SWEEP, sweep, max_retries=5, time_limit_ms=600_000),
+)

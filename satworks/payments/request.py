@@ -1,0 +1,35 @@
+"""The payment request model accepted by ``POST /v1/payments``."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from satworks.payments.amounts import MAX_SAT
+
+MAX_METADATA_BYTES = 4096
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["onchain"] = Field(description="Only `onchain` so far.")
+    amount_sat: StrictInt = Field(gt=0, le=MAX_SAT, description="Integer satoshis.")
+    memo: str | None = Field(None, max_length=500)
+    expires_in: StrictInt = Field(3600, ge=1, le=30 * 24 * 3600, description="Seconds until expiry.")
+    confirmations: StrictInt = Field(1, ge=0, le=100, description="0 means seen in the mempool (1 if RBF).")
+    address: str | None = Field(None, max_length=100, description="Watch this address instead of a new one.")
+    payment_tolerance: Decimal = Field(Decimal(0), ge=0, lt=100, decimal_places=2, description="Percent.")
+    monitoring_s: StrictInt = Field(86_400, ge=0, le=7 * 24 * 3600, description="Late money is seen this long.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value

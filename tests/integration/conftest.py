@@ -1,0 +1,45 @@
+"""Fixtures for the integration tests that need a whole payments stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from satworks.http.app import create_app
+from satworks.settings import Settings
+from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET, PaymentStack
+from tests.support import WorkerProcess, free_port
+
+
+@pytest.fixture
+async def stack(base_settings: Settings, make_key: Any, aiohttp_client: Any) -> AsyncIterator[PaymentStack]:
+    settings = base_settings.model_copy(
+        update={
+            "queue_prefix": f"p{uuid.uuid4().hex[:8]}_",
+            "worker_metrics_port": free_port(),
+            "bitcoind_webhook_token": NODE_TOKEN,
+            "payment_webhook_secret": WATCHER_SECRET,
+            "payment_check_min_ms": 200,
+            "payment_check_max_ms": 1_000,
+        }
+    )
+    from tests.integration.bitcoind_fixtures import NodeThread
+
+    web_port = free_port()
+    node = NodeThread(
+        walletnotify_url=f"http://127.0.0.1:{web_port}/v1/webhooks/bitcoind/walletnotify?txid=%s&token={NODE_TOKEN}",
+        blocknotify_url=f"http://127.0.0.1:{web_port}/v1/webhooks/bitcoind/blocknotify?blockhash=%s&token={NODE_TOKEN}",
+    ).start()
+    settings = settings.model_copy(update={"bitcoind_rpc_url": node.url})
+    client = await aiohttp_client(TestServer(create_app(settings), port=web_port))
+    worker = WorkerProcess(settings).start()
+    auth = {"Authorization": f"Bearer {make_key()}"}
+    try:
+        yield PaymentStack(client, settings, node, worker, auth)
+    finally:
+        worker.kill()
+        node.stop()

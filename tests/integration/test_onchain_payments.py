@@ -1,0 +1,164 @@
+"""On-chain payment requests end to end: HTTP intake, real workers, the regtest node over JSON-RPC."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from tests.integration.payments_stack import NODE_TOKEN, PaymentStack
+from tests.support import eventually, scalar
+
+
+async def test_exact_payment_is_processing_in_the_mempool_then_settles_when_mined(
+    stack: PaymentStack,
+) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=150_000, memo="order 7", metadata={"order": 7})
+    assert payment["address"].startswith("bcrt1")
+    assert (payment["received_sat"], payment["required_confirmations"]) == (0, 1)
+    txid = await stack.pay(payment["address"], 150_000)
+    processing = await stack.wait_for(payment["id"], "processing")
+    assert (processing["received_sat"], processing["confirmations"], processing["txids"]) == (
+        150_000,
+        0,
+        [txid],
+    )
+    await stack.mine()
+    settled = await stack.wait_for(payment["id"], "settled")
+    assert settled["exception_status"] is None
+    assert settled["confirmations"] >= 1
+    assert datetime.fromisoformat(settled["settled_at"]) <= datetime.fromisoformat(settled["expires_at"])
+    assert stack.events(payment["id"]) == ["payment.processing", "payment.settled"]
+    trail = scalar(
+        stack.settings,
+        "SELECT array_agg(to_status ORDER BY id) FROM payment_audit WHERE payment_id = %s",
+        payment["id"],
+    )
+    assert trail == ["new", "processing", "settled"]
+
+
+async def test_underpaid_request_becomes_partial_then_settles_after_top_up(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=100_000)
+    await stack.pay(payment["address"], 40_000)
+    await stack.mine()
+    partial = await stack.wait_for(payment["id"], "new", exception_status="paid_partial")
+    assert partial["received_sat"] == 40_000
+    await stack.pay(payment["address"], 60_000)
+    await stack.mine()
+    settled = await stack.wait_for(payment["id"], "settled")
+    assert (settled["received_sat"], settled["exception_status"], len(settled["txids"])) == (100_000, None, 2)
+
+
+async def test_overpayment_settles_and_is_flagged_paid_over(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=50_000)
+    await stack.pay(payment["address"], 70_000)
+    await stack.mine()
+    settled = await stack.wait_for(payment["id"], "settled")
+    assert (settled["exception_status"], settled["received_sat"]) == ("paid_over", 70_000)
+
+
+async def test_unpaid_request_expires_and_late_money_stays_visible_as_paid_late(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=20_000, expires_in=2)
+    expired = await stack.wait_for(payment["id"], "expired")
+    assert (expired["exception_status"], expired["received_sat"]) == (None, 0)
+    await stack.pay(payment["address"], 20_000)  # the node's walletnotify wakes a check up
+    late = await stack.wait_for(payment["id"], "expired", exception_status="paid_late")
+    assert late["received_sat"] == 20_000
+    assert stack.events(payment["id"]) == ["payment.expired", "payment.paid_late"]
+
+
+async def test_zero_conf_settles_from_the_mempool_unless_the_tx_signals_rbf(stack: PaymentStack) -> None:
+    await stack.fund()
+    final = await stack.created(amount_sat=30_000, confirmations=0)
+    replaceable = await stack.created(amount_sat=30_000, confirmations=0)
+    await stack.pay(final["address"], 30_000, replaceable=False)
+    await stack.pay(replaceable["address"], 30_000, replaceable=True)
+    assert (await stack.wait_for(final["id"], "settled"))["confirmations"] == 0
+    assert (await stack.wait_for(replaceable["id"], "processing"))["received_sat"] == 30_000
+    await stack.mine()
+    await stack.wait_for(replaceable["id"], "settled")
+
+
+async def test_reorg_that_removes_a_confirmed_payment_makes_it_invalid(stack: PaymentStack) -> None:
+    hashes = await stack.mine(101)  # only the first blocks' coinbases are mature: the payment spends one
+    payment = await stack.created(amount_sat=25_000)
+    txid = await stack.pay(payment["address"], 25_000)
+    await stack.mine()
+    await stack.wait_for(payment["id"], "settled")
+    await stack.rpc("invalidateblock", hashes[0])  # undoes the coinbase the payment spent: it can never confirm
+    tx = await stack.rpc("gettransaction", txid)
+    assert tx["confirmations"] <= 0
+    invalid = await stack.wait_for(payment["id"], "invalid")  # blocknotify → sweep sees it in `removed`
+    assert invalid["received_sat"] == 0
+    assert "reorganised" in invalid["status_reason"]
+    assert stack.events(payment["id"])[-1] == "payment.invalid"
+
+
+async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=10_000, expires_in=4)
+    await stack.pay(payment["address"], 10_000)
+    await stack.mine()
+    stack.node.warm_up(seconds=4 + 3)  # every RPC answers -28 until well after expires_at
+    expires_at = datetime.fromisoformat(payment["expires_at"]).timestamp()
+
+    async def past_expiry_without_expiring() -> bool:
+        assert (await stack.get(payment["id"]))["status"] != "expired"
+        return time.time() > expires_at + 2
+
+    await eventually(past_expiry_without_expiring, timeout_s=15, what="time to pass expiry while the node is down")
+    settled = await stack.wait_for(payment["id"], "settled", timeout_s=30)
+    assert settled["received_sat"] == 10_000
+
+
+async def test_supplied_address_is_watched_and_unknown_one_is_invalid(stack: PaymentStack) -> None:
+    await stack.fund()
+    own = await stack.rpc("getnewaddress")
+    watched = await stack.create(amount_sat=12_000, address=own)
+    assert (watched["status"], watched["address"]) == ("new", own)
+    await stack.pay(own, 12_000)
+    await stack.mine()
+    await stack.wait_for(watched["id"], "settled")
+    foreign = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"  # valid regtest address, not in the node's wallet
+    unknown = await stack.create(amount_sat=12_000, address=foreign)
+    invalid = await stack.wait_for(unknown["id"], "invalid")
+    assert invalid["status_reason"] == "address not watched by the node's wallet"
+
+
+async def test_sweep_after_blocknotify_settles_many_requests(stack: PaymentStack) -> None:
+    await stack.fund()
+    payments = [await stack.created(amount_sat=5_000 + i) for i in range(5)]
+    for i, payment in enumerate(payments):
+        await stack.pay(payment["address"], 5_000 + i)
+    await stack.mine()
+    for payment in payments:
+        await stack.wait_for(payment["id"], "settled")
+
+
+async def test_a_repeated_check_changes_nothing(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=9_000)
+    await stack.pay(payment["address"], 9_000)
+    await stack.mine()
+    await stack.wait_for(payment["id"], "settled")
+    before = scalar(stack.settings, "SELECT count(*) FROM payment_audit WHERE payment_id = %s", payment["id"])
+    for _ in range(3):
+        response = await stack.client.post(
+            "/v1/webhooks/bitcoind/blocknotify",
+            params={"blockhash": "ab" * 32},
+            headers={"X-Satworks-Node-Token": NODE_TOKEN},
+        )
+        assert response.status == 202
+
+    async def swept() -> bool:
+        checked = scalar(stack.settings, "SELECT checked_at FROM payment_requests WHERE id = %s", payment["id"])
+        return checked is not None and checked.timestamp() > time.time() - 1
+
+    await eventually(swept, what="a sweep after the notifications")
+    after = scalar(stack.settings, "SELECT count(*) FROM payment_audit WHERE payment_id = %s", payment["id"])
+    assert after == before
+    assert stack.events(payment["id"])[-1] == "payment.settled"
+    assert stack.events(payment["id"]).count("payment.settled") == 1
