@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--supervise", action="store_true", help="restart the pool when a worker process dies")
     apps = sub.add_parser("apps", help="manage calling apps and their API keys")
     apps_sub = apps.add_subparsers(dest="apps_command", required=True)
     create = apps_sub.add_parser("create", help="create an app and print its API key once")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port}"),
         )
     elif args.command == "worker":
-        return _exec_worker(settings, args.queues, args.processes, args.threads)
+        return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":
         return _apps(settings, args)
     elif args.command == "enqueue":
@@ -91,7 +92,7 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _exec_worker(settings: Settings, queues: str, processes: int, threads: int) -> int:
+def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, *, supervise: bool) -> int:
     from satworks.jobs.base import QUEUES
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
@@ -118,6 +119,10 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int) 
         "--queues",
         *[settings.queue_prefix + n for n in names],
     ]
+    if supervise:
+        from satworks.workers.supervisor import supervise as run_supervised
+
+        return run_supervised(argv)
     os.execv(dramatiq, argv)  # noqa: S606 - replaces this process with the Dramatiq CLI
     return 0
 

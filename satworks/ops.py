@@ -10,6 +10,7 @@ from satworks.db import jobs as q
 from satworks.db.engine import sync_engine
 from satworks.db.schema import apps
 from satworks.errors import NotFound
+from satworks.jobs.catalog import max_age_ms
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
 from satworks.settings import Settings
@@ -32,7 +33,11 @@ def enqueue_job(
                 raise NotFound(f"no active app named {app_name!r}")
             row, delay_ms = job_row(spec, app_id=app_id, idempotency_key=None, queue_prefix=settings.queue_prefix)
             conn.execute(q.insert_many(), [row])
-        enqueue_many(broker, [(job_message(row["id"], row["type"], row["queue"], row["max_retries"]), delay_ms)])
+        age = max_age_ms(row["type"], settings.default_max_age_ms)
+        message = job_message(
+            row["id"], row["type"], row["queue"], row["max_retries"], delay_ms=delay_ms, max_age_ms=age
+        )
+        enqueue_many(broker, [(message, delay_ms)])
         with engine.begin() as conn:
             conn.execute(q.mark_enqueued([row["id"]]))
     finally:

@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SATWORKS_", env_file=None, extra="forbid", frozen=True)
 
-    env: Literal["dev", "test", "prod"] = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/satworks"
@@ -40,6 +39,7 @@ class Settings(BaseSettings):
     default_time_limit_ms: int = Field(10 * 60_000, ge=1_000)
     default_max_age_ms: int = Field(24 * 3600_000, ge=1_000)
     status_batch_max: int = Field(512, ge=1)
+    worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(9191, ge=1, le=65535)
     canary_chaos: bool = False
 

@@ -42,7 +42,6 @@ def base_settings(worker_id: str) -> Iterator[Settings]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     server = PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     settings = Settings(
-        env="test",
         database_url=f"{server}/{db_name}",
         db_pool_size=4,
         redis_url=REDIS_URL,

@@ -59,7 +59,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``satworks worker`` in its own process group, so a test can SIGKILL all of it."""
 
-    def __init__(self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4) -> None:
+    def __init__(
+        self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4, supervise: bool = False
+    ) -> None:
         self.settings = settings
         self.args = [
             sys.executable,
@@ -73,6 +75,8 @@ class WorkerProcess:
             "--threads",
             str(threads),
         ]
+        if supervise:
+            self.args.append("--supervise")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

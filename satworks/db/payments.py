@@ -64,6 +64,15 @@ def delete_unstarted(payment_id: uuid.UUID) -> Any:
     )
 
 
+def stranded_creating(older_than: datetime, limit: int) -> Select[Any]:
+    """Requests still waiting for an address long after creation (their first message was lost)."""
+    return (
+        select(payment_requests.c.id)
+        .where(payment_requests.c.status == PaymentStatus.CREATING, payment_requests.c.created_at < older_than)
+        .limit(limit)
+    )
+
+
 def get(app_id: uuid.UUID, payment_id: uuid.UUID) -> Select[Any]:
     return select(*DOCUMENT_COLUMNS).where(payment_requests.c.id == payment_id, payment_requests.c.app_id == app_id)
 

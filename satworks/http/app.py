@@ -14,11 +14,10 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from satworks.db.engine import async_engine
-from satworks.errors import DependencyUnavailable
 from satworks.http import context as ctx
 from satworks.http.auth import Authenticator
 from satworks.http.errors import errors_middleware
-from satworks.http.intake import IntakeBatcher, requeue_stranded
+from satworks.http.intake import IntakeBatcher, requeue_stranded, requeue_stranded_payments
 from satworks.http.middlewares import observe
 from satworks.http.ratelimit import WindowLimiter
 from satworks.http.routes import all_routes
@@ -55,8 +54,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for row in rows:
             metrics.enqueued.labels(row["type"], row["queue"].removeprefix(settings.queue_prefix)).inc()
 
-    batcher = IntakeBatcher(engine, broker, executor, batch_max=settings.intake_batch_max, on_enqueued=count_enqueued)
+    batcher = IntakeBatcher(
+        engine,
+        broker,
+        executor,
+        batch_max=settings.intake_batch_max,
+        default_max_age_ms=settings.default_max_age_ms,
+        on_enqueued=count_enqueued,
+    )
     app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], app[ctx.BATCHER] = engine, broker, executor, batcher
+    app[ctx.REDIS] = redis
     app[ctx.AUTH] = Authenticator(
         engine,
         WindowLimiter(redis, namespace="satworks:rl"),
@@ -84,9 +91,23 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweep_stranded(app: web.Application) -> None:
+    settings = app[ctx.SETTINGS]
     while True:
         await asyncio.sleep(STRANDED_EVERY_S)
         try:
-            await requeue_stranded(app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60)
-        except DependencyUnavailable:
-            log.warning("stranded-job sweep skipped: dependency down", extra={"action": "stranded_skipped"})
+            await requeue_stranded(
+                app[ctx.ENGINE],
+                app[ctx.BROKER],
+                app[ctx.EXECUTOR],
+                older_than_s=60,
+                default_max_age_ms=settings.default_max_age_ms,
+            )
+            await requeue_stranded_payments(
+                app[ctx.ENGINE],
+                app[ctx.BROKER],
+                app[ctx.EXECUTOR],
+                older_than_s=60,
+                prefix=app[ctx.SETTINGS].queue_prefix,
+            )
+        except Exception:  # the loop's boundary: a broker or database error must not end the sweep for good
+            log.warning("stranded sweep failed; retrying later", extra={"action": "stranded_failed"}, exc_info=True)

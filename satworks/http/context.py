@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dramatiq
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.http.auth import Authenticator
@@ -16,6 +17,7 @@ from satworks.metrics.queues import QueueStats
 from satworks.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
 ENGINE = web.AppKey("engine", AsyncEngine)
 BROKER = web.AppKey("broker", dramatiq.Broker)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)

@@ -22,8 +22,11 @@ import dramatiq
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db import jobs as q
+from satworks.db import payments as payments_db
 from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable
+from satworks.jobs.catalog import max_age_ms
+from satworks.jobs.payments import CREATE_ADDRESS, payment_message
 from satworks.workers.broker import Delayed, enqueue_many, job_message
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,10 @@ class IntakeBatcher:
         executor: Executor,
         *,
         batch_max: int,
+        default_max_age_ms: int,
         on_enqueued: Callable[[list[dict[str, Any]]], None],
     ) -> None:
+        self._default_max_age_ms = default_max_age_ms
         self._engine = engine
         self._broker = broker
         self._executor = executor
@@ -146,9 +151,7 @@ class IntakeBatcher:
             sub.future.set_result((data, True))
 
     async def _enqueue(self, fresh: list[Submission]) -> None:
-        items: list[Delayed] = [
-            (job_message(s.row["id"], s.row["type"], s.row["queue"], s.row["max_retries"]), s.delay_ms) for s in fresh
-        ]
+        items: list[Delayed] = [(self._message(s.row, s.delay_ms), s.delay_ms) for s in fresh]
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, enqueue_many, self._broker, items)
@@ -160,6 +163,10 @@ class IntakeBatcher:
             raise DependencyUnavailable("broker unavailable", details={"dependency": "broker"}) from exc
         self._on_enqueued([s.row for s in fresh])
 
+    def _message(self, row: dict[str, Any], delay_ms: int | None) -> dramatiq.Message[Any]:
+        age = max_age_ms(row["type"], self._default_max_age_ms)
+        return job_message(row["id"], row["type"], row["queue"], row["max_retries"], delay_ms=delay_ms, max_age_ms=age)
+
     async def _mark_enqueued(self, ids: list[uuid.UUID]) -> None:
         try:
             async with self._engine.begin() as conn:
@@ -169,7 +176,13 @@ class IntakeBatcher:
 
 
 async def requeue_stranded(
-    engine: AsyncEngine, broker: dramatiq.Broker, executor: Executor, *, older_than_s: float, limit: int = 500
+    engine: AsyncEngine,
+    broker: dramatiq.Broker,
+    executor: Executor,
+    *,
+    older_than_s: float,
+    default_max_age_ms: int,
+    limit: int = 500,
 ) -> int:
     """Hand committed-but-never-enqueued jobs to the broker. Safe in many processes (SKIP LOCKED);
     a duplicate message is harmless because workers claim jobs with a conditional update."""
@@ -180,14 +193,27 @@ async def requeue_stranded(
             if not rows:
                 return 0
             now = datetime.now(UTC)
-            items: list[Delayed] = [
-                (
-                    job_message(r.id, r.type, r.queue, r.max_retries),
-                    max(0, int((r.scheduled_for - now).total_seconds() * 1000)) if r.scheduled_for else None,
-                )
-                for r in rows
-            ]
+            items: list[Delayed] = []
+            for r in rows:
+                delay = max(0, int((r.scheduled_for - now).total_seconds() * 1000)) if r.scheduled_for else None
+                age = max_age_ms(r.type, default_max_age_ms)
+                items.append((job_message(r.id, r.type, r.queue, r.max_retries, delay_ms=delay, max_age_ms=age), delay))
             await asyncio.get_running_loop().run_in_executor(executor, enqueue_many, broker, items)
             await conn.execute(q.mark_enqueued([r.id for r in rows]))
     log.warning("requeued stranded jobs", extra={"action": "stranded_requeued", "count": len(rows)})
     return len(rows)
+
+
+async def requeue_stranded_payments(
+    engine: AsyncEngine, broker: dramatiq.Broker, executor: Executor, *, older_than_s: float, prefix: str
+) -> int:
+    """Re-send the address job of requests stuck in ``creating`` (it is idempotent: a compare-and-set)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    with db_errors():
+        async with engine.connect() as conn:
+            ids = [row.id for row in await conn.execute(payments_db.stranded_creating(cutoff, 500))]
+    if ids:
+        items: list[Delayed] = [(payment_message(CREATE_ADDRESS, (str(i),), prefix), None) for i in ids]
+        await asyncio.get_running_loop().run_in_executor(executor, enqueue_many, broker, items)
+        log.warning("requeued stranded payments", extra={"action": "stranded_payments", "count": len(ids)})
+    return len(ids)

@@ -6,3 +6,9 @@ from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
 
 JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY,)}
+
+
+def max_age_ms(job_type: str, default_ms: int) -> int:
+    """How long a due job may wait for a worker before it is dead-lettered."""
+    known = JOB_TYPES.get(job_type)
+    return (known.max_age_ms if known else None) or default_ms

@@ -107,12 +107,18 @@ def enqueue_many(broker: dramatiq.Broker, items: Sequence[Delayed]) -> None:
             broker.enqueue(message, delay=delay)
 
 
-def job_message(job_id: uuid.UUID, job_type: str, queue: str, max_retries: int) -> dramatiq.Message[Any]:
-    """Messages carry the job id only; the worker reads the payload when it claims the job."""
+def job_message(
+    job_id: uuid.UUID, job_type: str, queue: str, max_retries: int, *, delay_ms: int | None = None, max_age_ms: int
+) -> dramatiq.Message[Any]:
+    """Messages carry the job id only; the worker reads the payload when it claims the job.
+
+    Dramatiq's age limit counts from the message's creation, so a delayed job's limit is extended by
+    its delay: the age that matters is the time since the job became due.
+    """
     return dramatiq.Message(
         queue_name=queue,
         actor_name=job_type,
         args=(str(job_id),),
         kwargs={},
-        options={"max_retries": max_retries},
+        options={"max_retries": max_retries, "max_age": max_age_ms + (delay_ms or 0)},
     )

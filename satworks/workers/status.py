@@ -68,8 +68,15 @@ class StatusWriter:
         return future.result()
 
     def record(self, outcome: Outcome) -> None:
+        """Write a run's outcome for a job that is running."""
         future: Future[None] = Future()
         self._inbox.put(("record", outcome, future))
+        future.result()
+
+    def kill(self, outcome: Outcome) -> None:
+        """Dead-letter a job that never got to run (age limit): any unfinished state."""
+        future: Future[None] = Future()
+        self._inbox.put(("kill", outcome, future))
         future.result()
 
     def _loop(self) -> None:
@@ -92,11 +99,20 @@ class StatusWriter:
     def _flush(self, batch: list[Any]) -> None:
         claims = [(job_id, fut) for kind, job_id, fut in batch if kind == "claim"]
         records = [(outcome, fut) for kind, outcome, fut in batch if kind == "record"]
+        kills = [(outcome, fut) for kind, outcome, fut in batch if kind == "kill"]
         try:
             with db_errors(), self._engine.begin() as conn:
                 # Records first: an earlier attempt's outcome always precedes the claim of the next one.
                 if records:
                     conn.execute(q.finish(), [_params(outcome) for outcome, _ in records])
+                for outcome, _ in kills:
+                    conn.execute(
+                        q.kill(
+                            outcome.job_id,
+                            error_type=outcome.error_type or "Dead",
+                            error_message=outcome.error_message or "",
+                        )
+                    )
                 claimed: dict[uuid.UUID, Claim] = {}
                 if claims:
                     rows = conn.execute(q.claim(sorted({job_id for job_id, _ in claims}))).all()
@@ -111,7 +127,7 @@ class StatusWriter:
             return
         for job_id, fut in claims:
             fut.set_result(claimed.pop(job_id, None))
-        for _, fut in records:
+        for _, fut in (*records, *kills):
             fut.set_result(None)
 
 

@@ -95,3 +95,33 @@ async def test_job_that_kills_its_worker_every_time_is_dead_lettered(
     dead = await eventually(dead_after_restarts, timeout_s=45, what="the crash-looping job to be dead-lettered")
     assert dead["error"]["type"] == "WorkerCrashed"
     assert dead["attempts"] == 3  # two runs crashed; the third delivery was refused
+
+
+async def test_supervised_pool_comes_back_after_a_worker_dies_and_finishes_the_job(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any
+) -> None:
+    client = await aiohttp_client(create_app(isolated))
+    pools.append(WorkerProcess(isolated, supervise=True).start())
+    job = await post_job(client, auth, payload={"crash": True, "fail_attempts": 1})  # kills its worker once
+    done = await wait_for_status(client, auth, job["id"], "succeeded", timeout_s=40)
+    assert done["attempts"] == 2
+    assert pools[0].alive()  # the supervisor itself never exited
+
+
+async def test_job_waiting_past_its_max_age_is_dead_with_its_row_updated(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any
+) -> None:
+    aged = isolated.model_copy(update={"default_max_age_ms": 1_000})
+    client = await aiohttp_client(create_app(aged))
+    stale = await post_job(client, auth)
+    delayed = await post_job(client, auth, delay_seconds=2)  # its age counts from when it is due
+    created = time.time()
+
+    async def older_than_max_age() -> bool:
+        return time.time() > created + 1.5
+
+    await eventually(older_than_max_age, what="the queued job to outlive its max age")
+    pools.append(WorkerProcess(aged).start())
+    dead = await wait_for_status(client, auth, stale["id"], "dead", timeout_s=20)
+    assert (dead["error"]["type"], dead["attempts"]) == ("AgeLimitExceeded", 0)
+    await wait_for_status(client, auth, delayed["id"], "succeeded", timeout_s=20)

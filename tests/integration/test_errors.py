@@ -145,7 +145,7 @@ async def test_broker_down_is_503_and_leaves_no_job_behind(aiohttp_client: Any, 
     assert jobs_of(settings, key) == 0
     ready = await client.get("/ready")
     assert ready.status == 503
-    assert (await ready.json())["checks"] == {"postgres": "ok", "broker": "unavailable"}
+    assert (await ready.json())["checks"] == {"postgres": "ok", "redis": "ok", "broker": "unavailable"}
 
 
 async def test_database_down_is_503(aiohttp_client: Any, settings: Any) -> None:

@@ -15,7 +15,7 @@ async def test_health_and_ready_answer_ok(client: Any) -> None:
     assert (await (await client.get("/health")).json()) == {"status": "ok", "checks": {}}
     ready = await client.get("/ready")
     assert ready.status == 200
-    assert (await ready.json())["checks"] == {"postgres": "ok", "broker": "ok"}
+    assert (await ready.json())["checks"] == {"postgres": "ok", "redis": "ok", "broker": "ok"}
 
 
 async def test_metrics_count_requests_and_enqueued_jobs(client: Any, auth: Any) -> None:

@@ -7,14 +7,17 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
+from satworks.http import context as ctx
 from satworks.http.app import create_app
+from satworks.http.intake import requeue_stranded_payments
 from satworks.integrations.bitcoin.address import encode_segwit_address
 from satworks.signatures import sign
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET
 from tests.integration.test_errors import assert_error
-from tests.support import scalar
+from tests.support import db_dsn, message_in_broker, scalar
 
 
 @pytest.fixture
@@ -174,3 +177,17 @@ async def test_node_notifications_need_the_node_token_and_a_valid_id(api: Any) -
 async def test_webhooks_are_404_when_not_configured(client: Any) -> None:
     assert (await client.post("/v1/webhooks/payments", json={})).status == 404
     assert (await client.post("/v1/webhooks/bitcoind/walletnotify", params={"txid": "ab" * 32})).status == 404
+
+
+async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, auth: Any, settings: Any) -> None:
+    payment = await (await create(api, auth, amount_sat=1_000)).json()
+    with psycopg.connect(db_dsn(settings)) as conn:
+        conn.execute(
+            "UPDATE payment_requests SET created_at = now() - interval '5 minutes' WHERE id = %s", (payment["id"],)
+        )
+    app = api.server.app
+    moved = await requeue_stranded_payments(
+        app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60, prefix=settings.queue_prefix
+    )
+    assert moved >= 1
+    assert message_in_broker(settings, payment["id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from satworks.errors import DependencyUnavailable
@@ -25,6 +26,11 @@ async def ready(request: web.Request) -> web.Response:
         checks["postgres"] = "ok"
     except Exception:  # any failure means "not ready"; the reason is not the caller's business
         checks["postgres"] = "unavailable"
+    try:
+        await request.app[ctx.REDIS].ping()
+        checks["redis"] = "ok"
+    except (RedisError, OSError):
+        checks["redis"] = "unavailable"
     try:
         await request.app[ctx.QUEUE_STATS].ping()
         checks["broker"] = "ok"
@@ -48,6 +54,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/health", health, "Liveness: the process answers", Health),
-    Route("GET", "/ready", ready, "Readiness: Postgres and the broker answer", Health, errors=(503,)),
+    Route("GET", "/ready", ready, "Readiness: Postgres, Redis and the broker answer", Health, errors=(503,)),
     Route("GET", "/metrics", metrics, "Prometheus metrics", None, content_type="text/plain"),
 ]

@@ -44,7 +44,7 @@ class JobMetricsMiddleware(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         labels = self._labels(message)
-        started = getattr(self._local, "started", None)
+        started, self._local.started = getattr(self._local, "started", None), None
         if started is not None:
             self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
         if exception is None:
@@ -66,5 +66,5 @@ def serve_worker_metrics() -> None:
     settings = Settings()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
-    start_http_server(settings.worker_metrics_port, addr=settings.http_host, registry=registry)
+    start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry)
     threading.Event().wait()

@@ -9,24 +9,30 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
-from satworks.errors import PermanentError
+from satworks.errors import DependencyUnavailable, PermanentError
 from satworks.logs import job_id_var
 from satworks.workers.status import Claim, Outcome, StatusWriter
 
 log = logging.getLogger(__name__)
 
 _SKIPPED_BY_US = "satworks_skipped"
+T = TypeVar("T")
 
 
 class JobTracking(Middleware):
-    def __init__(self, writer: StatusWriter, *, max_crashes: int, tracked: frozenset[str]) -> None:
+    def __init__(
+        self, writer: StatusWriter, *, max_crashes: int, tracked: frozenset[str], patience_s: float = 30.0
+    ) -> None:
+        self.patience_s = patience_s  # how long a state write may wait out a database blip
         self.writer = writer
         self.max_crashes = max_crashes
         self.tracked = tracked  # actor names of app job types; platform-internal actors keep no job row
@@ -51,8 +57,8 @@ class JobTracking(Middleware):
             return
         job_id = uuid.UUID(message.args[0])
         job_id_var.set(str(job_id))
-        self._local.claim, self._local.result, self._local.retry_delay_ms = None, None, None
-        claim = self.writer.claim(job_id)
+        self._local.result, self._local.retry_delay_ms = None, None
+        claim = _patiently(lambda: self.writer.claim(job_id), self.patience_s)
         if claim is None:
             message.options[_SKIPPED_BY_US] = True
             log.info("job not runnable, message skipped", extra={"action": "job_skipped"})
@@ -88,14 +94,20 @@ class JobTracking(Middleware):
     ) -> None:
         claim: Claim | None = self._local.claim
         if claim is not None:  # None: the claim itself failed, and Retries has re-enqueued the message
-            self.writer.record(self._outcome(claim, message, exception))
+            outcome = self._outcome(claim, message, exception)
+            try:
+                _patiently(lambda: self.writer.record(outcome), self.patience_s)
+            except DependencyUnavailable:
+                # Dramatiq acknowledges the message regardless; the row stays "running" until a
+                # reconciler (or a redelivery) settles it. Logged loudly: an operator must know.
+                log.error("job outcome could not be recorded", extra={"action": "outcome_lost"})
         job_id_var.set(None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.options.pop(_SKIPPED_BY_US, False) or message.actor_name not in self.tracked:
             return
         # Skipped by Dramatiq's own middleware (age limit): the job will not run again.
-        self.writer.record(
+        self.writer.kill(
             Outcome(
                 uuid.UUID(message.args[0]),
                 "dead",
@@ -128,3 +140,22 @@ class JobTracking(Middleware):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _patiently(write: Callable[[], T], patience_s: float) -> T:
+    """Retry a state write through a short database outage (0.1 s doubling to 2 s), then give up.
+
+    Giving up on a claim raises, so Dramatiq retries the message later; waiting first keeps a
+    blip from spending a job's retries.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.1
+    while True:
+        try:
+            return write()
+        except DependencyUnavailable:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("state write failed; retrying", extra={"action": "status_write_retry"})
+            time.sleep(pause)
+            pause = min(2.0, pause * 2)
