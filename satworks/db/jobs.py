@@ -25,7 +25,7 @@ def insert_many() -> ReturningInsert[Any]:
     return (
         insert(jobs)
         .on_conflict_do_nothing(index_elements=[jobs.c.app_id, jobs.c.idempotency_key])
-        .returning(jobs.c.id, jobs.c.seq, sort_by_parameter_order=True)
+        .returning(jobs.c.id, jobs.c.seq)
     )
 
 

@@ -7,8 +7,9 @@ busy app costs one Redis round trip per slice, not per request, and the global l
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,6 +23,8 @@ WINDOW_S = 60
 class _Lease:
     window: int
     remaining: int
+    exhausted: bool = False  # the window's quota is gone everywhere: refuse without asking Redis
+    refill: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class WindowLimiter:
@@ -36,8 +39,12 @@ class WindowLimiter:
         lease = self._leases.get(subject)
         if lease is None or lease.window != window:
             lease = self._leases[subject] = _Lease(window, 0)
-        if lease.remaining == 0:
-            lease.remaining = await self._lease(subject, window, limit)
+        if lease.remaining == 0 and not lease.exhausted:
+            async with lease.refill:  # one lease request at a time; the others wait and share it
+                if lease.remaining == 0 and not lease.exhausted:
+                    granted = await self._lease(subject, window, limit)
+                    lease.remaining += granted
+                    lease.exhausted = granted == 0
         if lease.remaining == 0:
             retry_after = WINDOW_S - int(time.time()) % WINDOW_S
             raise RateLimited(f"rate limit of {limit} requests per minute exceeded", retry_after_s=retry_after)

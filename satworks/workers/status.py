@@ -51,6 +51,7 @@ class StatusWriter:
     def __init__(self, engine: Engine, *, batch_max: int) -> None:
         self._engine = engine
         self._batch_max = batch_max
+        self._wait_s = 60.0  # a write never blocks a worker thread forever (writer stopped or wedged)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-status-writer", daemon=True)
 
@@ -65,19 +66,19 @@ class StatusWriter:
         """Mark the job running; ``None`` when it must not run (cancelled, finished, unknown)."""
         future: Future[Claim | None] = Future()
         self._inbox.put(("claim", job_id, future))
-        return future.result()
+        return future.result(timeout=self._wait_s)
 
     def record(self, outcome: Outcome) -> None:
         """Write a run's outcome for a job that is running."""
         future: Future[None] = Future()
         self._inbox.put(("record", outcome, future))
-        future.result()
+        future.result(timeout=self._wait_s)
 
     def kill(self, outcome: Outcome) -> None:
         """Dead-letter a job that never got to run (age limit): any unfinished state."""
         future: Future[None] = Future()
         self._inbox.put(("kill", outcome, future))
-        future.result()
+        future.result(timeout=self._wait_s)
 
     def _loop(self) -> None:
         while True:

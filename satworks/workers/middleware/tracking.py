@@ -42,7 +42,8 @@ class JobTracking(Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.writer.start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # After Dramatiq's threads have stopped: a thread mid-job still needs the writer for its outcome.
         self.writer.stop()
 
     # -- per message ----------------------------------------------------------------------------------
