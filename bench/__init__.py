@@ -1,0 +1,1 @@
+"""Benchmarks for satworks (run from the repository root; see bench/README.md)."""
