@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, insert, select, text, update
@@ -165,6 +165,25 @@ def monitored(conn: Connection, now: datetime) -> list[Any]:
             )
         )
     )
+
+
+def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
+    """Requests whose status can change without new node data: confirmations growing, expiry due,
+    unconfirmed money that may vanish, the monitoring window ending."""
+    has_open_tx = (
+        select(payment_txs.c.payment_id)
+        .where(payment_txs.c.payment_id == payment_requests.c.id, payment_txs.c.state != "confirmed")
+        .exists()
+    )
+    due = payment_requests.c.expires_at <= now - timedelta(seconds=1)
+    rows = conn.execute(
+        select(payment_requests.c.id).where(
+            (payment_requests.c.status == PaymentStatus.PROCESSING)
+            | ((payment_requests.c.status == PaymentStatus.NEW) & (due | has_open_tx))
+            | (payment_requests.c.status.in_(("settled", "expired", "invalid")) & has_open_tx)
+        )
+    )
+    return {row.id for row in rows}
 
 
 def by_addresses(conn: Connection, addresses: Iterable[str]) -> dict[str, uuid.UUID]:

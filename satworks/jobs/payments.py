@@ -51,7 +51,7 @@ def next_check_delay_ms(settings: Settings, checks: int, expires_at: datetime, n
     """Exponential from ``payment_check_min_ms`` to ``payment_check_max_ms``, but never past expiry."""
     delay = min(settings.payment_check_max_ms, settings.payment_check_min_ms * 2 ** min(checks, 20))
     delay = int(delay)
-    until_expiry = int((expires_at - now).total_seconds() * 1000) + 250
+    until_expiry = int((expires_at - now).total_seconds() * 1000) + 1_250  # expiry is decided a second after
     return max(10, min(delay, until_expiry)) if until_expiry > 0 else delay
 
 
@@ -138,13 +138,18 @@ def sweep(res: PaymentResources) -> dict[str, int]:
         entries = [*since.get("transactions", []), *since.get("removed", [])]
         affected = {e["txid"] for e in entries if e.get("address") in monitored} | unconfirmed
         receipts = [r for txid in sorted(affected) for r in _read_tx(res.rpc, txid, set(monitored))]
-        by_payment: dict[uuid.UUID, list[Receipt]] = {pid: [] for pid in monitored.values()}
+        by_payment: dict[uuid.UUID, list[Receipt]] = {pid: [] for pid in store.sweep_candidates(conn, read_at)}
         for receipt in receipts:
-            by_payment[monitored[receipt.address]].append(receipt)
+            by_payment.setdefault(monitored[receipt.address], []).append(receipt)
         for pid, fresh in by_payment.items():
             store.apply_receipts(conn, pid, fresh, read_at, tip_height=tip)
         store.save_cursor(conn, NODE, since["lastblock"])
-    return {"requests": len(monitored), "txs": len(affected), "rpc_calls": res.rpc.calls - calls_before}
+    return {
+        "monitored": len(monitored),
+        "evaluated": len(by_payment),
+        "txs": len(affected),
+        "rpc_calls": res.rpc.calls - calls_before,
+    }
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ def evaluate(
     paid_late = any(r.received_at > policy.expires_at for r in alive)
     confirmations = min((r.confirmations for r in in_time), default=0)
     enough = paid_in_time >= policy.due_sat
-    expired = read_at > policy.expires_at
+    # The node stamps receipts in whole seconds: a payment in the second of expires_at is in time,
+    # so expiry is decided only once that second is over.
+    expired = read_at >= policy.expires_at + timedelta(seconds=1)
 
     def verdict(new_status: PaymentStatus, new_exception: ExceptionStatus | None, reason: str | None = None) -> Verdict:
         return Verdict(new_status, new_exception, received, confirmations, reason)
@@ -110,7 +112,7 @@ def evaluate(
     if enough:
         if confirmed_in_time >= policy.due_sat:
             return verdict(PaymentStatus.SETTLED, _over(paid_in_time, policy))
-        if read_at > policy.monitoring_ends_at:
+        if read_at >= policy.monitoring_ends_at + timedelta(seconds=1):
             reason = "not confirmed within the monitoring window"
             return verdict(PaymentStatus.INVALID, _over(paid_in_time, policy), reason)
         return verdict(PaymentStatus.PROCESSING, _over(paid_in_time, policy))

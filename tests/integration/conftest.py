@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from satworks.devnodes.bitcoind import BitcoindConfig
 from satworks.http.app import create_app
 from satworks.settings import Settings
+from tests.integration.bitcoind_fixtures import BitcoindNode
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET, PaymentStack
 from tests.support import WorkerProcess, free_port
 
@@ -27,13 +29,14 @@ async def stack(base_settings: Settings, make_key: Any, aiohttp_client: Any) -> 
             "payment_check_max_ms": 1_000,
         }
     )
-    from tests.integration.bitcoind_fixtures import NodeThread
-
     web_port = free_port()
-    node = NodeThread(
-        walletnotify_url=f"http://127.0.0.1:{web_port}/v1/webhooks/bitcoind/walletnotify?txid=%s&token={NODE_TOKEN}",
-        blocknotify_url=f"http://127.0.0.1:{web_port}/v1/webhooks/bitcoind/blocknotify?blockhash=%s&token={NODE_TOKEN}",
-    ).start()
+    hooks = f"http://127.0.0.1:{web_port}/v1/webhooks/bitcoind"
+    node = BitcoindNode(
+        BitcoindConfig(
+            walletnotify_url=f"{hooks}/walletnotify?txid=%s&token={NODE_TOKEN}",
+            blocknotify_url=f"{hooks}/blocknotify?blockhash=%s&token={NODE_TOKEN}",
+        )
+    )
     settings = settings.model_copy(update={"bitcoind_rpc_url": node.url})
     client = await aiohttp_client(TestServer(create_app(settings), port=web_port))
     worker = WorkerProcess(settings).start()
@@ -42,4 +45,4 @@ async def stack(base_settings: Settings, make_key: Any, aiohttp_client: Any) -> 
         yield PaymentStack(client, settings, node, worker, auth)
     finally:
         worker.kill()
-        node.stop()
+        node.close()

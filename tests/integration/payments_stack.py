@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from bitcoinrpc.authproxy import AuthServiceProxy
 
 from satworks.settings import Settings
+from tests.integration.bitcoind_fixtures import BitcoindNode
 from tests.support import WorkerProcess, eventually, scalar
 
 NODE_TOKEN = "node-token-0123456789abcdef"
@@ -25,13 +26,17 @@ WATCHER_SECRET = "watcher-secret-0123456789"
 class PaymentStack:
     client: TestClient[Any, Any]
     settings: Settings
-    node: Any  # tests.integration.bitcoind_fixtures.NodeThread
+    node: BitcoindNode
     worker: WorkerProcess
     auth: dict[str, str]
 
     def payer(self) -> AuthServiceProxy:
         """A fresh RPC proxy (python-bitcoinrpc proxies are not thread-safe)."""
         return AuthServiceProxy(self.node.url, timeout=10)
+
+    def node_warming_up(self, seconds: float) -> None:
+        """The node answers -28 to every call for ``seconds``, like a restarting bitcoind."""
+        self.node.call_soon(self.node.sim.set_warming_up, seconds)
 
     async def rpc(self, method: str, *params: Any) -> Any:
         return await asyncio.to_thread(lambda: getattr(self.payer(), method)(*params))

@@ -102,7 +102,7 @@ async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(sta
     payment = await stack.created(amount_sat=10_000, expires_in=4)
     await stack.pay(payment["address"], 10_000)
     await stack.mine()
-    stack.node.warm_up(seconds=4 + 3)  # every RPC answers -28 until well after expires_at
+    stack.node_warming_up(4 + 3)  # every RPC answers -28 until well after expires_at
     expires_at = datetime.fromisoformat(payment["expires_at"]).timestamp()
 
     async def past_expiry_without_expiring() -> bool:

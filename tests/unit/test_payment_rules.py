@@ -68,8 +68,11 @@ def test_zero_conf_counts_from_the_mempool_but_not_when_replaceable() -> None:
     assert evaluate(S.PROCESSING, None, policy(confs=0), [paid(10_000, 1, rbf=True)], T0).status == S.SETTLED
 
 
-def test_expiry_only_after_expires_at_and_keeps_partial_visible() -> None:
+def test_expiry_only_after_the_second_of_expires_at_and_keeps_partial_visible() -> None:
     assert evaluate(S.NEW, None, policy(), [], EXPIRES).status == S.NEW
+    assert evaluate(S.NEW, None, policy(), [], EXPIRES + timedelta(milliseconds=999)).status == S.NEW
+    in_the_last_second = paid(10_000, 1, at=EXPIRES)
+    assert evaluate(S.NEW, None, policy(), [in_the_last_second], EXPIRES + timedelta(seconds=5)).status == S.SETTLED
     v = evaluate(S.NEW, None, policy(), [paid(3_000)], EXPIRES + timedelta(seconds=1))
     assert (v.status, v.exception_status, v.received_sat) == (S.EXPIRED, X.PAID_PARTIAL, 3_000)
 
@@ -106,7 +109,7 @@ def test_settled_stays_settled_while_its_tx_is_back_in_the_mempool() -> None:
 
 
 def test_unconfirmed_by_the_end_of_the_monitoring_window_is_invalid() -> None:
-    end = EXPIRES + timedelta(seconds=3600, microseconds=1)
+    end = EXPIRES + timedelta(seconds=3601)
     assert evaluate(S.PROCESSING, None, policy(confs=6), [paid(10_000, 3)], end).status == S.INVALID
 
 

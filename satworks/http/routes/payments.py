@@ -55,7 +55,7 @@ async def create_payment(request: web.Request) -> web.Response:
         "idempotency_key": key,
         "request_hash": _request_hash(spec),
         "created_at": now,
-        "expires_at": now + timedelta(seconds=spec.expires_in),
+        "expires_at": now.replace(microsecond=0) + timedelta(seconds=spec.expires_in),  # whole seconds, like the node
     }
     engine = request.app[ctx.ENGINE]
     with db_errors():

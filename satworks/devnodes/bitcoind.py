@@ -1,0 +1,359 @@
+"""A Bitcoin Core regtest node simulated in process: the wallet RPC over HTTP JSON-RPC.
+
+Tests and local runs talk to it exactly as to ``bitcoind -regtest`` (python-bitcoinrpc's
+``AuthServiceProxy`` works unchanged), so satworks' Bitcoin code is exercised through the real
+protocol: HTTP Basic auth, Core's legacy-vs-2.0 status codes, batches, -28 while warming up, exact
+amounts, reorgs. The HTTP rules are Core's ``httprpc.cpp``/``request.cpp``; the chain and wallet
+rules live in ``chain.py`` and ``wallet.py``.
+
+All state belongs to the server's event loop and no handler awaits, so every RPC is atomic even when
+requests arrive concurrently. Notifications (``walletnotify``/``blocknotify``) are URLs POSTed
+without a body by background workers; failures are logged and ignored, as Core ignores a failing
+notify command.
+
+Run it: ``python -m satworks.devnodes.bitcoind --port 18443 --rpcuser u --rpcpassword p``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from satworks import logs
+from satworks.devnodes import chain_rpc, wallet_rpc
+from satworks.devnodes.chain import Chain
+from satworks.devnodes.jsonrpc import (
+    RPC_IN_WARMUP,
+    RPC_INVALID_REQUEST,
+    RPC_METHOD_NOT_FOUND,
+    RPC_MISC_ERROR,
+    RPC_PARSE_ERROR,
+    RPC_WALLET_NOT_FOUND,
+    RpcError,
+    bind,
+    dumps,
+    loads,
+)
+from satworks.devnodes.methods import Node
+from satworks.devnodes.wallet import Wallet
+
+log = logging.getLogger("satworks.devnodes.bitcoind")
+
+WALLET_NAME = "satworks"
+WALLET_URL_NAMES = {"", WALLET_NAME}  # "/wallet/" and "/wallet/satworks" reach the one wallet
+WARMUP_STATUS = "Loading wallet…"
+NOTIFY_TIMEOUT_S = 5.0
+NOTIFY_WORKERS = 4
+BAD_AUTH_DELAY_S = 0.25  # Core's brute-force deterrent
+
+
+@dataclass(frozen=True)
+class BitcoindConfig:
+    rpc_user: str = "satworks"
+    rpc_password: str = "satworks"
+    # URL templates POSTed without a body. walletnotify: %s txid, %w wallet, %b block hash or
+    # "unconfirmed", %h height or -1; sent when a wallet tx is first seen and whenever it moves
+    # (mempool → block, block → mempool/nowhere on a reorg). blocknotify: %s the new best block hash.
+    walletnotify_url: str | None = None
+    blocknotify_url: str | None = None
+    warmup_s: float = 0.0  # after each start, every RPC answers -28 for this long
+
+
+class _Request:
+    """Core's ``JSONRPCRequest``: id and version are kept as soon as they are read, for the reply."""
+
+    def __init__(self) -> None:
+        self.id: Any = None
+        self.has_id = False
+        self.v2 = False
+        self.method = ""
+        self.params: list[Any] | dict[str, Any] = []
+
+    @property
+    def notification(self) -> bool:
+        return self.v2 and not self.has_id
+
+    def parse(self, value: object) -> None:
+        if not isinstance(value, dict):
+            raise RpcError(RPC_INVALID_REQUEST, "Invalid Request object")
+        self.has_id, self.id = "id" in value, value.get("id")
+        version = value.get("jsonrpc")
+        if version is not None:
+            if not isinstance(version, str):
+                raise RpcError(RPC_INVALID_REQUEST, "jsonrpc field must be a string")
+            if version not in ("1.0", "2.0"):
+                raise RpcError(RPC_INVALID_REQUEST, "JSON-RPC version not supported")
+            self.v2 = version == "2.0"
+        method = value.get("method")
+        if method is None:
+            raise RpcError(RPC_INVALID_REQUEST, "Missing method")
+        if not isinstance(method, str):
+            raise RpcError(RPC_INVALID_REQUEST, "Method must be a string")
+        self.method = method
+        params = value.get("params")
+        if params is None:
+            params = []
+        if not isinstance(params, list | dict):
+            raise RpcError(RPC_INVALID_REQUEST, "Params must be an array or object")
+        self.params = params
+
+    def reply(self, result: object, error: RpcError | None) -> dict[str, object]:
+        """Core's ``JSONRPCReplyObj``: 1.x carries both result and error, 2.0 only the one that applies."""
+        out: dict[str, object] = {"jsonrpc": "2.0"} if self.v2 else {}
+        if error is None:
+            out["result"] = result
+            if not self.v2:
+                out["error"] = None
+        else:
+            if not self.v2:
+                out["result"] = None
+            out["error"] = error.to_json()
+        if self.has_id:
+            out["id"] = self.id
+        return out
+
+
+class BitcoindSim:
+    def __init__(self, config: BitcoindConfig) -> None:
+        self.config = config
+        chain = Chain()
+        self.node = Node(chain, Wallet(chain, WALLET_NAME))
+        self.node.methods = {**chain_rpc.registry.methods, **wallet_rpc.registry.methods}
+        self._credentials = f"{config.rpc_user}:{config.rpc_password}".encode()
+        self._warm_until = 0.0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int | None:
+        """The port bound by the last ``start`` (useful after starting on port 0)."""
+        return self._port
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/", self._handle)
+        app.router.add_route("*", "/wallet/{name:.*}", self._handle)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        """Serve on ``host:port`` (0 = any free port); after ``stop`` this is a node restart, state kept."""
+        if self._runner is not None:
+            raise RuntimeError("already started")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_S))
+        self._queue = asyncio.Queue()
+        self._workers = [asyncio.create_task(self._notifier()) for _ in range(NOTIFY_WORKERS)]
+        self.set_warming_up(self.config.warmup_s)
+        log.info("bitcoind simulator listening", extra={"host": host, "port": self._port})
+
+    async def stop(self) -> None:
+        """Close the listener and connections (clients see refused connections); state is kept."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def set_warming_up(self, seconds: float) -> None:
+        """Answer -28 "Loading wallet…" to every RPC for ``seconds`` from now (0 ends it)."""
+        self._warm_until = time.monotonic() + seconds
+
+    # ---- HTTP
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "POST":
+            return web.Response(status=405, text="JSONRPC server handles only POST requests")
+        header = request.headers.get("Authorization")
+        if header is None or not self._authorized(header):
+            if header is not None:
+                log.warning("incorrect rpc password", extra={"peer": request.remote})
+                await asyncio.sleep(BAD_AUTH_DELAY_S)
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
+        body = await request.read()
+        status, text = self._process(body, request.match_info.get("name"))
+        if text is None:
+            return web.Response(status=status)
+        return web.Response(status=status, body=text.encode(), content_type="application/json")
+
+    def _authorized(self, header: str) -> bool:
+        if not header.startswith("Basic "):
+            return False
+        try:
+            given = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(given, self._credentials)
+
+    def _process(self, body: bytes, wallet: str | None) -> tuple[int, str | None]:
+        """Core's ``HTTPReq_JSONRPC``: one request or a batch → (HTTP status, JSON text or no body)."""
+        request = _Request()
+        try:
+            try:
+                value = loads(body)
+            except ValueError:
+                raise RpcError(RPC_PARSE_ERROR, "Parse error") from None
+            if isinstance(value, dict):
+                request.parse(value)
+                reply: object = self._exec(request, wallet, catch_errors=request.v2)
+                if request.notification:
+                    return 204, None
+            elif isinstance(value, list):
+                replies = []
+                for item in value:
+                    request = _Request()
+                    try:
+                        request.parse(item)
+                        answer = self._exec(request, wallet, catch_errors=True)
+                    except RpcError as exc:
+                        answer = request.reply(None, exc)
+                    if not request.notification:
+                        replies.append(answer)
+                if not replies and value:
+                    return 204, None
+                reply = replies
+            else:
+                raise RpcError(RPC_PARSE_ERROR, "Top-level object parse error")
+            return 200, dumps(reply) + "\n"
+        except RpcError as exc:
+            status = {RPC_INVALID_REQUEST: 400, RPC_METHOD_NOT_FOUND: 404}.get(exc.code, 500)
+            return status, dumps(request.reply(None, exc)) + "\n"
+
+    def _exec(self, request: _Request, wallet: str | None, *, catch_errors: bool) -> dict[str, object]:
+        try:
+            result = self._execute(request, wallet)
+        except RpcError as exc:
+            log.debug("rpc failed", extra={"method": request.method, "code": exc.code})
+            if not catch_errors:
+                raise
+            return request.reply(None, exc)
+        return request.reply(result, None)
+
+    def _execute(self, request: _Request, wallet: str | None) -> object:
+        if time.monotonic() < self._warm_until:
+            raise RpcError(RPC_IN_WARMUP, WARMUP_STATUS)
+        method = self.node.methods.get(request.method)
+        if method is None:
+            raise RpcError(RPC_METHOD_NOT_FOUND, "Method not found")
+        params = bind(method.name, method.args, request.params)
+        if method.wallet and wallet is not None and wallet not in WALLET_URL_NAMES:
+            raise RpcError(RPC_WALLET_NOT_FOUND, "Requested wallet does not exist or is not loaded")
+        before = self._wallet_states() if method.mutates else None
+        try:
+            return method.handler(self.node, params)
+        except RpcError:
+            raise
+        except Exception as exc:  # Core answers any other failure as a misc error
+            log.exception("rpc handler crashed", extra={"method": request.method})
+            raise RpcError(RPC_MISC_ERROR, str(exc)) from exc
+        finally:
+            if before is not None:
+                self._announce(before)
+
+    # ---- notifications
+
+    def _wallet_states(self) -> dict[str, str]:
+        wallet = self.node.wallet
+        return {txid: wallet.state_key(txid) for txid in wallet.txs}
+
+    def _announce(self, before: dict[str, str]) -> None:
+        chain, wallet = self.node.chain, self.node.wallet
+        if self.config.walletnotify_url:
+            for txid in wallet.txs:
+                if before.get(txid) != wallet.state_key(txid):
+                    block = chain.block_of(txid)
+                    url = (
+                        self.config.walletnotify_url.replace("%s", txid)
+                        .replace("%w", wallet.name)
+                        .replace("%b", block.hash if block else "unconfirmed")
+                        .replace("%h", str(block.height) if block else "-1")
+                    )
+                    self._queue.put_nowait(url)
+        tips, chain.tip_changes = chain.tip_changes, []
+        if self.config.blocknotify_url:
+            for i, tip in enumerate(tips):
+                if i == 0 or tips[i - 1] != tip:
+                    self._queue.put_nowait(self.config.blocknotify_url.replace("%s", tip))
+
+    async def _notifier(self) -> None:
+        while True:
+            url = await self._queue.get()
+            session = self._session
+            if session is None:
+                continue
+            try:
+                async with session.post(url) as response:
+                    await response.read()
+                    if response.status >= 400:
+                        log.warning("notification refused", extra={"url": url, "status": response.status})
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("notification failed", extra={"url": url, "error": repr(exc)})
+
+
+async def _serve(config: BitcoindConfig, host: str, port: int) -> None:
+    sim = BitcoindSim(config)
+    await sim.start(host, port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m satworks.devnodes.bitcoind", description="Simulated Bitcoin Core regtest node (wallet RPC)."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18443)
+    parser.add_argument("--rpcuser", default="satworks")
+    parser.add_argument("--rpcpassword", default="satworks")
+    parser.add_argument("--walletnotify", default=None, help="URL POSTed per wallet tx change; %%s = txid")
+    parser.add_argument("--blocknotify", default=None, help="URL POSTed per new best block; %%s = block hash")
+    parser.add_argument("--warmup", type=float, default=0.0, help="seconds of -28 answers after start")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level)
+    config = BitcoindConfig(
+        rpc_user=args.rpcuser,
+        rpc_password=args.rpcpassword,
+        walletnotify_url=args.walletnotify,
+        blocknotify_url=args.blocknotify,
+        warmup_s=args.warmup,
+    )
+    asyncio.run(_serve(config, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""bitcoin: what satworks needs to talk to Bitcoin Core: address validation and the JSON-RPC client."""
