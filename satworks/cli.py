@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     apps_sub.add_parser("list")
     revoke = apps_sub.add_parser("revoke")
     revoke.add_argument("name")
+    devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
+    devnode.add_argument("kind", choices=("bitcoind",))
+    devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
+    sweep = sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
+    sweep.add_argument("--quiet", action="store_true")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
     enqueue.add_argument("type")
     enqueue.add_argument("--payload", default="{}")
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--app", required=True, help="the app the job belongs to")
     args = parser.parse_args(argv)
 
+    if args.command == "devnode":  # a simulator: it needs none of satworks' settings
+        from satworks.devnodes import bitcoind
+
+        bitcoind.main(args.args)
+        return 0
     settings = Settings()
     logs.configure(settings.log_level)
     if args.command == "migrate":
@@ -65,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":
         return _apps(settings, args)
+    elif args.command == "sweep-payments":
+        from satworks.ops import sweep_payments
+
+        print(json.dumps(sweep_payments(settings)))
     elif args.command == "enqueue":
         from satworks.ops import enqueue_job
 

@@ -44,3 +44,22 @@ def enqueue_job(
         broker.close()
         engine.dispose()
     return {"id": str(row["id"]), "status": row["status"]}
+
+
+def sweep_payments(settings: Settings) -> dict[str, int]:
+    """Run one payment sweep in this process (what the scheduler and ``blocknotify`` trigger)."""
+    from satworks.integrations.bitcoin.rpc import BitcoinRpc
+    from satworks.jobs.payments import PaymentResources, payment_message, sweep
+
+    engine = sync_engine(settings.database_url, pool_size=1)
+    broker = build_broker(settings)
+    rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
+
+    def enqueue(actor: str, args: tuple[Any, ...], delay_ms: int | None) -> None:
+        broker.enqueue(payment_message(actor, args, settings.queue_prefix), delay=delay_ms)
+
+    try:
+        return sweep(PaymentResources(settings, engine, rpc, enqueue))
+    finally:
+        broker.close()
+        engine.dispose()

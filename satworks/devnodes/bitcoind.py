@@ -47,6 +47,7 @@ from satworks.devnodes.jsonrpc import (
     loads,
 )
 from satworks.devnodes.methods import Node
+from satworks.devnodes.miner import Miner
 from satworks.devnodes.wallet import Wallet
 
 log = logging.getLogger("satworks.devnodes.bitcoind")
@@ -315,19 +316,23 @@ class BitcoindSim:
                 async with session.post(url) as response:
                     await response.read()
                     if response.status >= 400:
-                        log.warning("notification refused", extra={"url": url, "status": response.status})
+                        log.warning("notification refused", extra={"url": url.split("?")[0], "status": response.status})
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("notification failed", extra={"url": url, "error": repr(exc)})
+                log.warning("notification failed", extra={"url": url.split("?")[0], "error": type(exc).__name__})
 
 
-async def _serve(config: BitcoindConfig, host: str, port: int) -> None:
+async def _serve(config: BitcoindConfig, host: str, port: int, *, premine: int, mine_every_s: float | None) -> None:
     sim = BitcoindSim(config)
     await sim.start(host, port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    await asyncio.sleep(config.warmup_s)
+    miner = Miner(f"http://{host}:{port}/", config.rpc_user, config.rpc_password)
+    mining = asyncio.create_task(miner.run(premine=premine, every_s=mine_every_s, stop=stopping))
     await stopping.wait()
+    await mining
     await sim.stop()
 
 
@@ -343,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--blocknotify", default=None, help="URL POSTed per new best block; %%s = block hash")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of -28 answers after start")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--premine", type=int, default=0, help="blocks mined at start (101 funds the wallet)")
+    parser.add_argument("--mine-every", type=float, default=None, help="mine a block every N seconds")
     args = parser.parse_args(argv)
     logs.configure(args.log_level)
     config = BitcoindConfig(
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         blocknotify_url=args.blocknotify,
         warmup_s=args.warmup,
     )
-    asyncio.run(_serve(config, args.host, args.port))
+    asyncio.run(_serve(config, args.host, args.port, premine=args.premine, mine_every_s=args.mine_every))
 
 
 if __name__ == "__main__":
