@@ -94,6 +94,10 @@ def listing(app_id: uuid.UUID, *, status: str | None, before_seq: int | None, li
     return query.order_by(payment_requests.c.seq.desc()).limit(limit)
 
 
+def counts_by_status() -> Select[Any]:
+    return select(payment_requests.c.status, func.count()).group_by(payment_requests.c.status)
+
+
 def exists(payment_id: uuid.UUID) -> Select[Any]:
     return select(payment_requests.c.id).where(payment_requests.c.id == payment_id)
 

@@ -17,6 +17,7 @@ class HttpMetrics:
     latency: Histogram
     enqueued: Counter
     queue_messages: Gauge
+    payment_requests: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -36,6 +37,12 @@ class HttpMetrics:
             ),
             enqueued=Counter(
                 "satworks_jobs_enqueued", "Jobs accepted and handed to the broker.", LABELS, registry=registry
+            ),
+            payment_requests=Gauge(
+                "satworks_payment_requests",
+                "Payment requests by status, read at scrape time.",
+                ("status",),
+                registry=registry,
             ),
             queue_messages=Gauge(
                 "satworks_queue_messages",

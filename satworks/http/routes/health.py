@@ -6,12 +6,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from satworks.db import payments as payments_db
 from satworks.errors import DependencyUnavailable
 from satworks.http import context as ctx
 from satworks.http.requests import json_response
 from satworks.http.routes import Route
 from satworks.http.schemas import Health
+from satworks.payments.status import PaymentStatus
 
 
 async def health(request: web.Request) -> web.Response:
@@ -48,6 +51,13 @@ async def metrics(request: web.Request) -> web.Response:
                 gauge.labels(queue, state).set(value)
     except DependencyUnavailable:
         pass  # keep the last known depths; readiness reports the outage
+    try:
+        async with request.app[ctx.ENGINE].connect() as conn:
+            counts = dict((await conn.execute(payments_db.counts_by_status())).all())
+        for status in PaymentStatus:
+            request.app[ctx.HTTP_METRICS].payment_requests.labels(status.value).set(counts.get(status.value, 0))
+    except (OSError, SQLAlchemyError):
+        pass  # keep the last known counts; readiness reports the outage
     body = generate_latest(request.app[ctx.REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
