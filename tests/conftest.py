@@ -23,19 +23,20 @@ from satworks.db.engine import sync_engine
 from satworks.db.migrate import upgrade
 from satworks.http.app import create_app
 from satworks.settings import Settings
-from tests.support import WorkerProcess
+from tests.support import WorkerProcess, free_port
 
 PG_URL = os.environ.get("SATWORKS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SATWORKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
-def _ident(worker_id: str) -> str:
-    return worker_id.replace("gw", "w") if worker_id != "master" else "m"
+def _ident(worker_id: str, run_id: str) -> str:
+    """Unique per test run and xdist worker, so concurrent runs on one machine never share data."""
+    return run_id[:6] + (worker_id.replace("gw", "w") if worker_id != "master" else "m")
 
 
 @pytest.fixture(scope="session")
-def base_settings(worker_id: str) -> Iterator[Settings]:
-    ident = _ident(worker_id)
+def base_settings(worker_id: str, testrun_uid: str) -> Iterator[Settings]:
+    ident = _ident(worker_id, testrun_uid)
     db_name = f"satworks_test_{ident}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
@@ -49,14 +50,14 @@ def base_settings(worker_id: str) -> Iterator[Settings]:
         canary_chaos=True,
         heartbeat_timeout_ms=3_000,
         reaper_interval_ms=500,
-        worker_metrics_port=19200 + (int(ident[1:]) if ident[1:].isdigit() else 99),
+        worker_metrics_port=free_port(),
         trusted_proxies=["127.0.0.1"],
         auth_failures_per_minute=5,
         log_level="WARNING",
     )
     upgrade(settings.database_url)
-    _purge_queues(settings)
     yield settings
+    _purge_queues(settings)
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
 
@@ -105,7 +106,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 def _purge_queues(settings: Settings) -> None:
-    """Drop messages a crashed earlier run left in this process's own queues (our prefix, our DB index)."""
+    """Drop what this run left in its own queues (our prefix, our DB index)."""
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(f"satworks:{settings.queue_prefix}*", count=1000))
     if keys:

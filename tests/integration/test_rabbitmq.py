@@ -36,7 +36,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def rabbit_settings(base_settings: Settings) -> Iterator[Settings]:
-    # A stable prefix per test process: durable queues are reused and purged, not piled up.
+    # Durable queues under this run's own prefix, deleted again at the end.
     settings = base_settings.model_copy(
         update={
             "broker_url": AMQP_URL,
@@ -47,9 +47,13 @@ def rabbit_settings(base_settings: Settings) -> Iterator[Settings]:
     broker = build_broker(settings)
     for queue in broker.get_declared_queues():
         broker.declare_queue(queue, ensure=True)
-    broker.flush_all()
     broker.close()
     yield settings
+    broker = build_broker(settings)
+    for queue in broker.get_declared_queues():
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
+    broker.close()
 
 
 @pytest.fixture(scope="module")
