@@ -191,3 +191,11 @@ async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, au
     )
     assert moved >= 1
     assert message_in_broker(settings, payment["id"])
+
+
+async def test_broker_down_is_503_and_stores_no_payment(aiohttp_client: Any, settings: Any, key: str) -> None:
+    down = await aiohttp_client(create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})))
+    response = await create(down, {"Authorization": f"Bearer {key}"}, amount_sat=1_000)
+    assert response.status == 503
+    assert (await response.json())["error"]["details"] == {"dependency": "broker"}
+    assert payments_of(settings, key) == 0

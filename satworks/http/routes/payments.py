@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import uuid
@@ -17,15 +16,15 @@ from satworks.db import payments as store
 from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed
 from satworks.http import context as ctx
+from satworks.http.enqueue import enqueue_payment_actor
 from satworks.http.pagination import decode_cursor, encode_cursor
 from satworks.http.requests import json_body, json_response, path_uuid, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import PaymentList, PaymentListQuery, PaymentOut, payment_document
 from satworks.integrations.bitcoin.address import is_valid_address
-from satworks.jobs.payments import CHECK, CREATE_ADDRESS, payment_message
+from satworks.jobs.payments import CHECK, CREATE_ADDRESS
 from satworks.payments.request import PaymentIn
 from satworks.payments.status import PaymentStatus
-from satworks.workers.broker import enqueue_many
 
 
 async def create_payment(request: web.Request) -> web.Response:
@@ -71,15 +70,13 @@ async def create_payment(request: web.Request) -> web.Response:
             raise Conflict("idempotency key already used with a different request")
         return json_response(payment_document(existing, []), status=202, headers={"Idempotent-Replayed": "true"})
     first = (CHECK, (str(payment_id), 0)) if spec.address else (CREATE_ADDRESS, (str(payment_id),))
-    message = payment_message(first[0], first[1], settings.queue_prefix)
-    loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(request.app[ctx.EXECUTOR], enqueue_many, request.app[ctx.BROKER], [(message, None)])
-    except Exception as exc:  # the broker refused: undo the record, answer 503
+        await enqueue_payment_actor(request.app, *first)
+    except DependencyUnavailable:  # the broker refused: undo the record
         with db_errors():
             async with engine.begin() as conn:
                 await conn.execute(store.delete_unstarted(payment_id))
-        raise DependencyUnavailable("broker unavailable", details={"dependency": "broker"}) from exc
+        raise
     return json_response(payment_document(stored, []), status=202, headers={"Location": f"/v1/payments/{payment_id}"})
 
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import re
@@ -31,12 +30,12 @@ from satworks.errors import (
     ValidationFailed,
 )
 from satworks.http import context as ctx
+from satworks.http.enqueue import enqueue_payment_actor
 from satworks.http.requests import json_response, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import Accepted, WatcherEvent
-from satworks.jobs.payments import CHECK, CHECK_TX, SWEEP, payment_message
+from satworks.jobs.payments import CHECK, CHECK_TX, SWEEP
 from satworks.signatures import HEADER, SignatureError, verify
-from satworks.workers.broker import enqueue_many
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 NODE_TOKEN_HEADER = "X-Satworks-Node-Token"
@@ -44,13 +43,13 @@ NODE_TOKEN_HEADER = "X-Satworks-Node-Token"
 
 async def walletnotify(request: web.Request) -> web.Response:
     txid = await _node_notification(request, "txid")
-    await _enqueue(request, CHECK_TX, (txid.lower(),))
+    await enqueue_payment_actor(request.app, CHECK_TX, (txid.lower(),))
     return json_response(Accepted(), status=202)
 
 
 async def blocknotify(request: web.Request) -> web.Response:
     await _node_notification(request, "blockhash")
-    await _enqueue(request, SWEEP, ())
+    await enqueue_payment_actor(request.app, SWEEP, ())
     return json_response(Accepted(), status=202)
 
 
@@ -84,7 +83,7 @@ async def payment_event(request: web.Request) -> web.Response:
             if (await conn.execute(store.record_webhook("payments", event.id))).first() is None:
                 raise Conflict("event already received (replay)", details={"event_id": event.id})
     try:
-        await _enqueue(request, CHECK, (str(payment_id),))
+        await enqueue_payment_actor(request.app, CHECK, (str(payment_id),))
     except DependencyUnavailable:
         with db_errors():  # forget the receipt so the watcher's retry is accepted
             async with engine.begin() as conn:
@@ -128,15 +127,6 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("malformed JSON body") from exc
-
-
-async def _enqueue(request: web.Request, actor: str, args: tuple[Any, ...]) -> None:
-    message = payment_message(actor, args, request.app[ctx.SETTINGS].queue_prefix)
-    loop = asyncio.get_running_loop()
-    try:
-        await loop.run_in_executor(request.app[ctx.EXECUTOR], enqueue_many, request.app[ctx.BROKER], [(message, None)])
-    except Exception as exc:  # any broker failure
-        raise DependencyUnavailable("broker unavailable", details={"dependency": "broker"}) from exc
 
 
 class _NodeNotification(BaseModel):
