@@ -11,14 +11,16 @@ import tempfile
 from pathlib import Path
 
 from satworks import logs
+from satworks.errors import SatworksError
 from satworks.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="satworks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="satworks", description="satworks: jobs, payments and raffles for apps.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
     sub.add_parser("web", help="run the intake API")
+    sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
     worker.add_argument("--processes", type=int, default=2)
@@ -53,12 +55,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = Settings()
     logs.configure(settings.log_level)
+    try:
+        return _run(args, settings)
+    except SatworksError as exc:  # the CLI's boundary: a clear line, no traceback
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         from satworks.db.migrate import ensure_database, upgrade
 
         created = ensure_database(settings.database_url)
         upgrade(settings.database_url)
         print("database created and migrated" if created else "database migrated")
+    elif args.command == "up":
+        from satworks.db.migrate import ensure_database, upgrade
+
+        ensure_database(settings.database_url)
+        upgrade(settings.database_url)
+        honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
+        if honcho is None:
+            print("honcho is not installed", file=sys.stderr)
+            return 2
+        os.execv(honcho, [honcho, "start", "-f", "Procfile"])  # noqa: S606 - replaces this process
     elif args.command == "web":
         from aiohttp import web
 
