@@ -30,7 +30,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: flo
         last = await check()
         if last:
             return last
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # poll interval, bounded by the deadline
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or check}; last: {last!r}")
 
 
@@ -41,7 +41,7 @@ def wait_until(check: Callable[[], T | None], *, timeout_s: float = 20, what: st
         last = check()
         if last:
             return last
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval, bounded by the deadline
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
