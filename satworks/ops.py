@@ -47,7 +47,7 @@ def enqueue_job(
 
 
 def sweep_payments(settings: Settings) -> dict[str, int]:
-    """Run one payment sweep in this process (what the scheduler and ``blocknotify`` trigger)."""
+    """Run one payment sweep in this process (what ``blocknotify`` triggers through a job)."""
     from satworks.integrations.bitcoin.rpc import BitcoinRpc
     from satworks.jobs.payments import PaymentResources, payment_message, sweep
 

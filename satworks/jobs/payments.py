@@ -79,6 +79,10 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
     if row.address_supplied and row.status == PaymentStatus.NEW and not _watched(res.rpc, row.address):
         with res.engine.begin() as conn:
             store.mark_unwatchable(conn, pid)
+        log.warning(
+            "supplied address not watched by the node",
+            extra={"action": "payment_unwatchable", "payment_id": payment_id},
+        )
         return
     read_at = datetime.now(UTC)
     listed = res.rpc.call("listreceivedbyaddress", 0, True, True, row.address)
@@ -133,7 +137,7 @@ def sweep(res: PaymentResources) -> dict[str, int]:
         last = store.cursor(conn, NODE)
         monitored = {row.address: row.id for row in store.monitored(conn, read_at)}
         unconfirmed = {r.txid for r in store.stored_txs(conn, list(monitored.values())) if r.state != "confirmed"}
-        since = res.rpc.call("listsinceblock", *([last, 1, True, True] if last else []))
+        since = _since(res.rpc, last)
         tip = int(res.rpc.call("getblockcount"))
         entries = [*since.get("transactions", []), *since.get("removed", [])]
         affected = {e["txid"] for e in entries if e.get("address") in monitored} | unconfirmed
@@ -150,6 +154,21 @@ def sweep(res: PaymentResources) -> dict[str, int]:
         "txs": len(affected),
         "rpc_calls": res.rpc.calls - calls_before,
     }
+
+
+def _since(rpc: BitcoinRpc, cursor: str | None) -> dict[str, Any]:
+    """``listsinceblock`` from the cursor; from the start when the node does not know that block (a
+    node replaced or resynced onto another chain): slower, but never stuck."""
+    if cursor is not None:
+        try:
+            result: dict[str, Any] = rpc.call("listsinceblock", cursor, 1, True, True)
+            return result
+        except RpcError as exc:
+            if exc.rpc_code != INVALID_ADDRESS_OR_KEY:
+                raise
+            log.warning("sweep cursor unknown to the node; reading the whole wallet", extra={"action": "cursor_reset"})
+    result = rpc.call("listsinceblock", None, 1, True, True)
+    return result
 
 
 @dataclass(frozen=True)

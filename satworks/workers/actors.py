@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 from pydantic import ValidationError
 
-from satworks.errors import InvalidPayload, PermanentError
+from satworks.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
 from satworks.jobs.payments import PAYMENT_ACTORS, PaymentResources
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
+from satworks.workers.status import Claim
 
 
 def declare_actors(
@@ -35,7 +36,11 @@ def declare_actors(
 
 def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable[[str], None]:
     def run(job_id: str) -> None:
-        claim = tracking.current()
+        # Dramatiq logs and ignores errors in middleware "before" hooks, so a claim that could not be
+        # written still reaches the actor: refuse to run unclaimed work and let Retries try later.
+        claim: Claim | None = tracking.current()
+        if claim is None or str(claim.job_id) != job_id:
+            raise DependencyUnavailable("the job could not be claimed (database unavailable?)")
         try:
             payload = job.payload.model_validate(claim.payload)
         except ValidationError as exc:
@@ -50,7 +55,7 @@ def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources
     """Payment actors run on the ``critical`` queue with retries for a node that cannot be asked."""
     for internal in PAYMENT_ACTORS:
         dramatiq.actor(  # type: ignore[call-overload]
-            functools.partial(internal.run, resources),
+            _discarding(internal.run, resources, internal.name),
             actor_name=internal.name,
             queue_name=resources.settings.queue_prefix + "critical",
             broker=broker,
@@ -60,3 +65,13 @@ def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources
             time_limit=internal.time_limit_ms,
             throws=(PermanentError,),
         )
+
+
+def _discarding(run: Callable[..., Any], resources: PaymentResources, name: str) -> Callable[..., None]:
+    """The actor body: results (e.g. a sweep's counts) are for callers in-process, not for the broker."""
+
+    def actor(*args: Any) -> None:
+        run(resources, *args)
+
+    actor.__name__ = name.replace(".", "_")
+    return actor

@@ -35,7 +35,9 @@ def supervise(argv: list[str]) -> int:
     backoff = 1.0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(argv)
+        # Its own session: a signal to our process group (honcho's Ctrl-C, systemd) reaches Dramatiq once,
+        # forwarded by us; twice would make Dramatiq kill its workers mid-job.
+        child = subprocess.Popen(argv, start_new_session=True)
         code = child.wait()
         if stop.is_set():
             return code

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import psycopg
+
 from tests.integration.payments_stack import NODE_TOKEN, PaymentStack
-from tests.support import eventually, scalar
+from tests.support import db_dsn, eventually, scalar
 
 
 async def test_exact_payment_is_processing_in_the_mempool_then_settles_when_mined(
@@ -162,3 +164,25 @@ async def test_a_repeated_check_changes_nothing(stack: PaymentStack) -> None:
     assert after == before
     assert stack.events(payment["id"])[-1] == "payment.settled"
     assert stack.events(payment["id"]).count("payment.settled") == 1
+
+
+async def test_sweep_recovers_when_the_node_does_not_know_its_cursor(stack: PaymentStack) -> None:
+    await stack.fund()
+    payment = await stack.created(amount_sat=8_000)
+    await stack.pay(payment["address"], 8_000)
+    await stack.mine()
+    await stack.wait_for(payment["id"], "settled")
+    with psycopg.connect(db_dsn(stack.settings)) as conn:  # as after the node was replaced by another chain
+        conn.execute(
+            "INSERT INTO chain_cursors (node, block_hash) VALUES ('bitcoind', %s)"
+            " ON CONFLICT (node) DO UPDATE SET block_hash = excluded.block_hash",
+            ("00" * 32,),
+        )
+    await stack.mine()  # blocknotify -> sweep
+
+    async def cursor_moved() -> bool:
+        hash_ = scalar(stack.settings, "SELECT block_hash FROM chain_cursors WHERE node = 'bitcoind'")
+        return hash_ != "00" * 32
+
+    await eventually(cursor_moved, what="the sweep to read from the start and store a known cursor")
+    assert (await stack.get(payment["id"]))["status"] == "settled"
