@@ -1,15 +1,28 @@
-"""Statements over the job store. Every state move is a conditional UPDATE, so a second run is a no-op."""
+"""Statements over the job store. Every state move is a conditional UPDATE, so a second run is a no-op.
+
+The hot paths (the intake's batch INSERT, the workers' claims and outcomes) are static SQL run with
+``exec_driver_sql``: one statement per batch whatever its size, so neither SQLAlchemy nor psycopg
+compiles or parses anything per batch, and a batch's rows travel as one JSON document
+(``jsonb_to_recordset``), which costs a few microseconds per row to build instead of per-value
+adaptation.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, case, func, select, tuple_, update
+from sqlalchemy import Select, Update, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.dml import ReturningInsert
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib encoder gives the same JSON
+    orjson = None  # type: ignore[assignment]
 
 from satworks.db.schema import jobs
 
@@ -27,6 +40,84 @@ def insert_many() -> ReturningInsert[Any]:
         .on_conflict_do_nothing(index_elements=[jobs.c.app_id, jobs.c.idempotency_key])
         .returning(jobs.c.id, jobs.c.seq)
     )
+
+
+# --- static SQL for batches (run with ``exec_driver_sql``, psycopg's ``%s`` placeholders) -------------------
+
+INSERT_BATCH = (
+    "INSERT INTO jobs (id, app_id, type, queue, priority, status, payload, max_retries, idempotency_key,"
+    " request_hash, created_at, scheduled_for)"
+    " SELECT id, app_id, type, queue, priority, status, payload, max_retries, idempotency_key,"
+    " request_hash, created_at, scheduled_for"
+    " FROM jsonb_to_recordset(%s::jsonb) AS r(id uuid, app_id uuid, type text, queue text, priority text,"
+    " status text, payload jsonb, max_retries int, idempotency_key text, request_hash text,"
+    " created_at timestamptz, scheduled_for timestamptz)"
+    " ON CONFLICT (app_id, idempotency_key) DO NOTHING RETURNING id, seq"
+)
+"""One parameter, ``rows_json(rows)``. Rows whose idempotency key exists already are skipped, not
+returned; the others come back as ``(id, seq)``. Columns not listed keep their defaults (0, NULL)."""
+
+MARK_ENQUEUED = "UPDATE jobs SET enqueued = 1 WHERE id = ANY(%s::uuid[])"
+"""One parameter, ``uuid_array(ids)``."""
+
+CLAIM_BATCH = (
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
+    " crashes = crashes + CASE WHEN status = 'running' THEN 1 ELSE 0 END,"
+    " started_at = coalesce(started_at, now()), next_retry_at = NULL"
+    " WHERE id = ANY(%s::uuid[]) AND status IN ('queued', 'scheduled', 'retrying', 'running')"
+    " RETURNING id, type, payload, attempts, crashes"
+)
+"""Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: one
+parameter, ``uuid_array(ids)``; the statuses are ``CLAIMABLE``. Returns ``id, type, payload, attempts,
+crashes`` per job that may run; a cancelled or finished job is not returned, so its message is skipped.
+
+A claim that finds the job still ``running`` counts a crash: the right-hand sides read the row as it
+was before this update, and a row changed by a concurrent transaction is re-read (and its WHERE
+re-checked) after that transaction commits, so the count is right under concurrency too."""
+
+FINISH_BATCH = (
+    "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"
+    " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at"
+    " FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text, result jsonb, error_type text,"
+    " error_message text, next_retry_at timestamptz, finished_at timestamptz)"
+    " WHERE jobs.id = o.id AND jobs.status = 'running'"
+)
+"""``finish`` for a batch: one parameter, ``rows_json(outcomes)`` with the keys ``id, status, result,
+error_type, error_message, next_retry_at, finished_at``. Ids must be unique within the batch."""
+
+
+KILL = (
+    "UPDATE jobs SET status = 'dead', error_type = %s, error_message = %s, finished_at = now(), next_retry_at = NULL"
+    " WHERE id = %s AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')"
+)
+"""``kill`` as static SQL (the statuses are ``FINISHED``): parameters error type, error message, job id."""
+
+FINISH_AND_CLAIM = "WITH finished AS (" + FINISH_BATCH + ") " + CLAIM_BATCH
+"""``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, then ids), for a batch
+whose outcomes and claims concern different jobs; the claimed rows come back."""
+
+
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """A JSON array of row objects (UUIDs as strings, datetimes in RFC 3339 with their offset)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(rows).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits in a payload: the stdlib encoder takes any
+            pass
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def uuid_array(ids: Sequence[uuid.UUID]) -> str:
+    """A Postgres array literal of UUIDs, to be cast with ``::uuid[]`` (cheaper than adapting a list)."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def by_idempotency_keys(pairs: Sequence[tuple[uuid.UUID, str]]) -> Select[Any]:
@@ -85,48 +176,6 @@ def counts_by_status_and_type() -> Select[Any]:
 
 
 # --- worker transitions -------------------------------------------------------------------------------
-
-
-def claim(ids: Sequence[uuid.UUID]) -> Any:
-    """Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes.
-
-    Returns one row per job that may run: ``id, type, payload, attempts, crashes, previous``.
-    A job that is cancelled or finished is not returned, so its message is skipped.
-    """
-    prior = (
-        select(jobs.c.id, jobs.c.status.label("previous"))
-        .where(jobs.c.id.in_(ids), jobs.c.status.in_(CLAIMABLE))
-        .with_for_update()
-        .subquery("prior")
-    )
-    return (
-        update(jobs)
-        .where(jobs.c.id == prior.c.id)
-        .values(
-            status="running",
-            attempts=jobs.c.attempts + 1,
-            crashes=jobs.c.crashes + case((prior.c.previous == "running", 1), else_=0),
-            started_at=func.coalesce(jobs.c.started_at, func.now()),
-            next_retry_at=None,
-        )
-        .returning(jobs.c.id, jobs.c.type, jobs.c.payload, jobs.c.attempts, jobs.c.crashes, prior.c.previous)
-    )
-
-
-def finish() -> Update:
-    """Executed many: the outcome of a run, only for a job that is still running."""
-    return (
-        update(jobs)
-        .where(and_(jobs.c.id == bindparam("b_id"), jobs.c.status == "running"))
-        .values(
-            status=bindparam("b_status"),
-            result=bindparam("b_result"),
-            error_type=bindparam("b_error_type"),
-            error_message=bindparam("b_error_message"),
-            next_retry_at=bindparam("b_next_retry_at"),
-            finished_at=bindparam("b_finished_at"),
-        )
-    )
 
 
 def kill(job_id: uuid.UUID, *, error_type: str, error_message: str) -> Update:

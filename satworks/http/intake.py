@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
+import redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db import jobs as q
@@ -27,21 +29,45 @@ from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable
 from satworks.jobs.catalog import max_age_ms
 from satworks.jobs.payments import CREATE_ADDRESS, payment_message
-from satworks.workers.broker import Delayed, enqueue_many, job_message
+from satworks.workers.broker import Delayed, SatworksRedisBroker, enqueue_many, job_message
 
 log = logging.getLogger(__name__)
+BROKER_TIMEOUT_S = 10.0
+
+
+class Submission:
+    __slots__ = ("delay_ms", "future", "row")
+
+    def __init__(self, row: dict[str, Any], delay_ms: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.row = row
+        self.delay_ms = delay_ms
+        self.future: asyncio.Future[tuple[dict[str, Any], bool]] = loop.create_future()
 
 
 @dataclass
-class Submission:
-    row: dict[str, Any]
-    delay_ms: int | None
-    future: asyncio.Future[tuple[dict[str, Any], bool]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+class _Written:
+    """A batch after its INSERT committed, before its messages are in the broker."""
+
+    fresh: list[Submission]  # inserted now: answered once their messages are in the broker
+    inserted: dict[uuid.UUID, int]  # id -> seq of the fresh rows
+    skipped: list[Submission]  # their key existed already: answered from the existing row
+    existing: dict[tuple[uuid.UUID, str], Any]
+    repeats: list[tuple[Submission, Submission]]  # same key twice in the batch: (repeat, first)
+    earlier: list[_Written]  # batches still on their way to the broker when this one was inserted
+    done: asyncio.Future[bool]  # True once the fresh rows' messages are in the broker, False if undone
 
 
 class IntakeBatcher:
+    """Group commit with at most ``MAX_IN_FLIGHT`` batches in flight.
+
+    Batches are written to Postgres one after the other, in order; while one batch's messages go to
+    the broker, the next batch may already be inserted. A request is answered only when its own
+    batch is in the broker; a replayed key whose original row belongs to a batch still on its way
+    to the broker waits for that batch, and gets 503 if it is rolled back.
+    """
+
+    MAX_IN_FLIGHT = 2
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -51,7 +77,11 @@ class IntakeBatcher:
         batch_max: int,
         default_max_age_ms: int,
         on_enqueued: Callable[[list[dict[str, Any]]], None],
+        broker_client: AsyncRedis | None = None,
     ) -> None:
+        """``broker_client``: an asyncio client of the Redis broker's server, to enqueue without a thread
+        hop; by default one is opened from the broker's connection settings (plain TCP only). Batches
+        for any other broker go through ``executor``."""
         self._default_max_age_ms = default_max_age_ms
         self._engine = engine
         self._broker = broker
@@ -60,13 +90,19 @@ class IntakeBatcher:
         self._on_enqueued = on_enqueued
         self._pending: list[Submission] = []
         self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.MAX_IN_FLIGHT)
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._flying: list[_Written] = []  # written batches whose messages are not in the broker yet
+        self._to_mark: list[uuid.UUID] = []
+        self._marking: asyncio.Task[None] | None = None
+        self._own_client = broker_client is None
+        self._broker_client = broker_client if broker_client is not None else _async_client(broker)
 
     async def submit(self, row: dict[str, Any], delay_ms: int | None) -> tuple[dict[str, Any], bool]:
         """Record and enqueue one job; returns ``(row, replayed)``. ``replayed``: an earlier job with
         the same idempotency key. Raises ``Conflict`` when that key came with a different body."""
-        submission = Submission(row, delay_ms)
+        submission = Submission(row, delay_ms, asyncio.get_running_loop())
         self._pending.append(submission)
         self._wakeup.set()
         return await submission.future
@@ -77,63 +113,107 @@ class IntakeBatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, *self._background, return_exceptions=True)
+            await asyncio.gather(self._task, return_exceptions=True)
+        _fail(self._pending, DependencyUnavailable("intake stopped"))
+        while self._background:  # batches on their way to the broker finish; so does their marking
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._own_client and self._broker_client is not None:
+            await self._broker_client.aclose()
 
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                await self._slots.acquire()  # while both slots are busy, the next batch keeps growing
                 batch, self._pending = self._pending[: self._batch_max], self._pending[self._batch_max :]
                 try:
-                    await self._flush(batch)
-                except Exception as exc:  # the batch's boundary: every waiting request gets the error
+                    written = await self._write(batch)
+                except BaseException as exc:
+                    self._slots.release()
+                    _fail(batch, exc)
+                    if not isinstance(exc, Exception):
+                        raise
                     if not isinstance(exc, DependencyUnavailable):
                         log.exception("intake batch failed", extra={"action": "intake_failed"})
-                    for sub in batch:
-                        if not sub.future.done():
-                            sub.future.set_exception(exc)
+                    continue
+                self._flying.append(written)
+                self._spawn(self._complete(written, batch))
 
-    async def _flush(self, batch: list[Submission]) -> None:
+    async def _write(self, batch: list[Submission]) -> _Written:
+        """INSERT the batch and commit; read the rows of keys that existed already."""
         # Within one batch, a repeated (app, key) waits for the first occurrence's outcome.
         firsts: dict[tuple[uuid.UUID, str], Submission] = {}
         unique: list[Submission] = []
         repeats: list[tuple[Submission, Submission]] = []
         for sub in batch:
-            ident = (sub.row["app_id"], sub.row["idempotency_key"])
-            if ident[1] is not None and ident in firsts:
-                repeats.append((sub, firsts[ident]))
-                continue
-            if ident[1] is not None:
+            key = sub.row["idempotency_key"]
+            if key is not None:
+                ident = (sub.row["app_id"], key)
+                first = firsts.get(ident)
+                if first is not None:
+                    repeats.append((sub, first))
+                    continue
                 firsts[ident] = sub
             unique.append(sub)
 
+        existing: dict[tuple[uuid.UUID, str], Any] = {}
+        # A batch that is not in flight now has its final rows: kept, or deleted before it left the list.
+        earlier = list(self._flying)
         with db_errors():
             async with self._engine.begin() as conn:
-                inserted = {r.id: r.seq for r in await conn.execute(q.insert_many(), [s.row for s in unique])}
-                skipped = [s for s in unique if s.row["id"] not in inserted]
-                existing: dict[tuple[uuid.UUID, str], Any] = {}
+                result = await conn.exec_driver_sql(q.INSERT_BATCH, (q.rows_json([s.row for s in unique]),))
+                inserted: dict[uuid.UUID, int] = {row.id: row.seq for row in result}
+                skipped = [s for s in unique if s.row["id"] not in inserted] if len(inserted) < len(unique) else []
                 if skipped:
                     pairs = [(s.row["app_id"], s.row["idempotency_key"]) for s in skipped]
                     rows = await conn.execute(q.by_idempotency_keys(pairs))
                     existing = {(r.app_id, r.idempotency_key): r for r in rows}
+        fresh = [s for s in unique if s.row["id"] in inserted] if skipped else unique
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        return _Written(fresh, inserted, skipped, existing, repeats, earlier, done)
 
-        fresh = [s for s in unique if s.row["id"] in inserted]
-        if fresh:
-            await self._enqueue(fresh)
-        for sub in fresh:
-            sub.future.set_result(({**sub.row, "seq": inserted[sub.row["id"]]}, False))
-        for sub in skipped:
-            self._answer_replay(sub, existing.get((sub.row["app_id"], sub.row["idempotency_key"])))
-        for sub, first in repeats:
-            if first.future.exception() is not None:
-                sub.future.set_exception(first.future.exception())  # type: ignore[arg-type]
+    async def _complete(self, written: _Written, batch: list[Submission]) -> None:
+        """Hand the fresh rows to the broker, then answer every request of the batch."""
+        try:
+            fresh, inserted = written.fresh, written.inserted
+            try:
+                if fresh:
+                    await self._enqueue(fresh)
+            except BaseException as exc:
+                written.done.set_result(False)
+                _fail(fresh, exc)
+                if not isinstance(exc, Exception):
+                    raise
             else:
-                self._answer_replay(sub, first.future.result()[0])
-        if fresh:
-            task = asyncio.create_task(self._mark_enqueued([s.row["id"] for s in fresh]))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+                written.done.set_result(True)
+                for sub in fresh:
+                    sub.future.set_result(({**sub.row, "seq": inserted[sub.row["id"]]}, False))
+                if fresh:
+                    self._mark_enqueued_later([s.row["id"] for s in fresh])
+            finally:
+                self._flying.remove(written)
+            for sub in written.skipped:
+                row = written.existing.get((sub.row["app_id"], sub.row["idempotency_key"]))
+                for other in written.earlier:  # the row may be another batch's, still on its way
+                    if row is not None and row.id in other.inserted and not await other.done:
+                        row = None  # that batch was rolled back
+                self._answer_replay(sub, row)
+            for sub, first in written.repeats:
+                if first.future.exception() is not None:
+                    sub.future.set_exception(first.future.exception())  # type: ignore[arg-type]
+                else:
+                    self._answer_replay(sub, first.future.result()[0])
+        except BaseException as exc:  # the batch's boundary: nobody is left waiting
+            _fail(batch, exc)
+            if not written.done.done():
+                written.done.set_result(False)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("intake batch failed", extra={"action": "intake_failed"})
+        finally:
+            written.earlier = []  # no chain of finished batches is kept alive
+            self._slots.release()
 
     def _answer_replay(self, sub: Submission, row: Any) -> None:
         if row is None:  # the conflicting row vanished (its own batch was rolled back): try again
@@ -154,7 +234,10 @@ class IntakeBatcher:
         items: list[Delayed] = [(self._message(s.row, s.delay_ms), s.delay_ms) for s in fresh]
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, enqueue_many, self._broker, items)
+            if self._broker_client is not None and isinstance(self._broker, SatworksRedisBroker):
+                await self._broker.enqueue_many_async(items, self._broker_client)
+            else:
+                await loop.run_in_executor(self._executor, enqueue_many, self._broker, items)
         except Exception as exc:  # any broker failure: undo the rows, answer 503
             log.warning("broker refused a batch; rolling it back", extra={"action": "enqueue_failed"})
             with db_errors():
@@ -167,12 +250,53 @@ class IntakeBatcher:
         age = max_age_ms(row["type"], self._default_max_age_ms)
         return job_message(row["id"], row["type"], row["queue"], row["max_retries"], delay_ms=delay_ms, max_age_ms=age)
 
-    async def _mark_enqueued(self, ids: list[uuid.UUID]) -> None:
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(q.mark_enqueued(ids))
-        except Exception:  # background bookkeeping; requeue_stranded may enqueue them again (harmless)
-            log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _mark_enqueued_later(self, ids: list[uuid.UUID]) -> None:
+        """Background bookkeeping; ids that arrive while an UPDATE runs share the next one."""
+        self._to_mark.extend(ids)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_enqueued())
+            self._background.add(self._marking)
+            self._marking.add_done_callback(self._background.discard)
+
+    async def _mark_enqueued(self) -> None:
+        while self._to_mark:
+            ids, self._to_mark = self._to_mark, []
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.exec_driver_sql(q.MARK_ENQUEUED, (q.uuid_array(ids),))
+            except Exception:  # requeue_stranded may enqueue them again (harmless)
+                log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
+
+
+def _async_client(broker: dramatiq.Broker) -> AsyncRedis | None:
+    """An asyncio client for the Redis server of ``broker`` (plain TCP), or ``None``."""
+    if not isinstance(broker, SatworksRedisBroker):
+        return None
+    pool = broker.client.connection_pool
+    if pool.connection_class is not redis.Connection:  # TLS, unix socket: the executor path
+        return None
+    kwargs = pool.connection_kwargs
+    return AsyncRedis(
+        host=kwargs.get("host", "localhost"),
+        port=kwargs.get("port", 6379),
+        db=kwargs.get("db", 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        socket_timeout=BROKER_TIMEOUT_S,  # a wedged broker answers 503, it does not hang the intake
+        socket_connect_timeout=BROKER_TIMEOUT_S,
+    )
+
+
+def _fail(subs: list[Submission], exc: BaseException) -> None:
+    error = exc if isinstance(exc, Exception) else DependencyUnavailable("intake stopped")
+    for sub in subs:
+        if not sub.future.done():
+            sub.future.set_exception(error)
 
 
 async def requeue_stranded(

@@ -46,4 +46,6 @@ def path_uuid(request: web.Request, name: str, *, what: str) -> uuid.UUID:
 
 
 def json_response(model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=model.model_dump_json(), content_type="application/json", headers=headers)
+    # The serializer's bytes are the body as they are (a str body would go through aiohttp's payload registry).
+    body = model.__pydantic_serializer__.to_json(model)
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)

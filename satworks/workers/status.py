@@ -6,6 +6,7 @@ is acknowledged before its outcome is durable, yet N concurrent threads cost one
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 from satworks.db import jobs as q
 from satworks.db.engine import db_errors
+from satworks.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,6 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     crashes: int
-    previous: str
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,23 @@ _STOP = object()
 
 
 class StatusWriter:
+    """One thread per worker process that group-commits claims and outcomes.
+
+    The writer keeps one connection of ``engine``'s pool checked out while it runs, in autocommit
+    mode, and sends static SQL through psycopg: a batch whose outcomes and claims concern different
+    jobs (the usual case) is one statement, so one round trip and one commit. When a job has both an
+    outcome and a claim in the batch (its retry was picked up at once), or jobs are killed, the
+    statements run one after the other, outcomes first, each committed before the next.
+    """
+
     def __init__(self, engine: Engine, *, batch_max: int) -> None:
         self._engine = engine
         self._batch_max = batch_max
         self._wait_s = 60.0  # a write never blocks a worker thread forever (writer stopped or wedged)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-status-writer", daemon=True)
+        self._pooled: Any = None  # the pool's proxy of the connection the writer holds
+        self._conn: psycopg.Connection[Any] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -81,64 +94,115 @@ class StatusWriter:
         future.result(timeout=self._wait_s)
 
     def _loop(self) -> None:
-        while True:
-            first = self._inbox.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._inbox.put(_STOP)
-                    break
-                batch.append(item)
-            self._flush(batch)
+        try:
+            while True:
+                first = self._inbox.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                while len(batch) < self._batch_max:
+                    try:
+                        item = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._inbox.put(_STOP)
+                        break
+                    batch.append(item)
+                self._flush(batch)
+        finally:
+            self._release()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            with db_errors():
+                pooled = self._engine.raw_connection()  # the pool pings it first
+            conn = pooled.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            conn.autocommit = True
+            self._pooled, self._conn = pooled, conn
+        return self._conn
+
+    def _release(self, *, broken: bool = False) -> None:
+        pooled, self._pooled, self._conn = self._pooled, None, None
+        if pooled is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:
+                pooled.invalidate()  # closed, and never handed out again
+            else:
+                pooled.driver_connection.autocommit = False
+            pooled.close()
 
     def _flush(self, batch: list[Any]) -> None:
-        claims = [(job_id, fut) for kind, job_id, fut in batch if kind == "claim"]
-        records = [(outcome, fut) for kind, outcome, fut in batch if kind == "record"]
-        kills = [(outcome, fut) for kind, outcome, fut in batch if kind == "kill"]
+        claims: list[tuple[uuid.UUID, Future[Claim | None]]] = []
+        records: list[tuple[Outcome, Future[None]]] = []
+        kills: list[tuple[Outcome, Future[None]]] = []
+        for kind, item, fut in batch:
+            (claims if kind == "claim" else records if kind == "record" else kills).append((item, fut))
+        claimed: dict[uuid.UUID, Claim] = {}
         try:
-            with db_errors(), self._engine.begin() as conn:
-                # Records first: an earlier attempt's outcome always precedes the claim of the next one.
-                if records:
-                    conn.execute(q.finish(), [_params(outcome) for outcome, _ in records])
-                for outcome, _ in kills:
-                    conn.execute(
-                        q.kill(
-                            outcome.job_id,
-                            error_type=outcome.error_type or "Dead",
-                            error_message=outcome.error_message or "",
-                        )
-                    )
-                claimed: dict[uuid.UUID, Claim] = {}
-                if claims:
-                    rows = conn.execute(q.claim(sorted({job_id for job_id, _ in claims}))).all()
-                    claimed = {
-                        row.id: Claim(row.id, row.type, row.payload, row.attempts, row.crashes, row.previous)
-                        for row in rows
-                    }
+            rows = self._write(claims, records, kills)
+            for row in rows:
+                claimed[row[0]] = Claim(*row)
         except Exception as exc:  # the writer's boundary: every waiting thread gets the error
             log.warning("status write failed", extra={"action": "status_write_failed", "n": len(batch)})
+            self._release(broken=True)  # the next batch starts on a fresh (pinged) connection
+            error = exc
+            if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):  # database lost or refused
+                error = DependencyUnavailable("database unavailable", details={"dependency": "postgres"})
+                error.__cause__ = exc
             for *_, fut in batch:
-                fut.set_exception(exc)
+                fut.set_exception(error)
             return
-        for job_id, fut in claims:
-            fut.set_result(claimed.pop(job_id, None))
-        for _, fut in (*records, *kills):
+        for job_id, claim_fut in claims:
+            claim_fut.set_result(claimed.pop(job_id, None))
+        for _, fut in records:
+            fut.set_result(None)
+        for _, fut in kills:
             fut.set_result(None)
 
+    def _write(
+        self,
+        claims: list[tuple[uuid.UUID, Future[Claim | None]]],
+        records: list[tuple[Outcome, Future[None]]],
+        kills: list[tuple[Outcome, Future[None]]],
+    ) -> list[Any]:
+        """Write the batch; returns the claimed rows."""
+        conn = self._connection()
+        # A second outcome for the same job in one batch could never apply (the first one leaves
+        # "running"), so only the first is sent.
+        outcomes = {o.job_id: o for o, _ in reversed(records)}
+        ids = sorted({job_id for job_id, _ in claims})
+        if not kills and not outcomes.keys() & set(ids):
+            if outcomes and ids:
+                cur = conn.execute(q.FINISH_AND_CLAIM, (_outcomes_json(outcomes), q.uuid_array(ids)))
+                return cur.fetchall()
+            if outcomes:
+                conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
+                return []
+            return conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids),)).fetchall() if ids else []
+        # Outcomes first: an earlier attempt's outcome always precedes the claim of the next one.
+        if outcomes:
+            conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
+        for outcome, _ in kills:
+            error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
+            conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
+        return conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids),)).fetchall() if ids else []
 
-def _params(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "b_id": outcome.job_id,
-        "b_status": outcome.status,
-        "b_result": outcome.result,
-        "b_error_type": outcome.error_type,
-        "b_error_message": outcome.error_message,
-        "b_next_retry_at": outcome.next_retry_at,
-        "b_finished_at": outcome.finished_at,
-    }
+
+def _outcomes_json(outcomes: dict[uuid.UUID, Outcome]) -> str:
+    return q.rows_json(
+        [
+            {
+                "id": o.job_id,
+                "status": o.status,
+                "result": o.result,
+                "error_type": o.error_type,
+                "error_message": o.error_message,
+                "next_retry_at": o.next_retry_at,
+                "finished_at": o.finished_at,
+            }
+            for o in outcomes.values()
+        ]
+    )
