@@ -19,12 +19,20 @@ async def json_body(request: web.Request, *, max_bytes: int) -> Any:
     """The parsed JSON body: 415 unless JSON, 413 past ``max_bytes``, 400 when it does not parse."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
+    return parse_json(await raw_body(request, max_bytes=max_bytes))
+
+
+async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
+    """The body's bytes (signatures are computed over them); 413 past ``max_bytes``."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
+
+
+def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

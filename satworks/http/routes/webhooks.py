@@ -9,11 +9,9 @@
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import time
 import uuid
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -21,17 +19,15 @@ from pydantic import BaseModel
 from satworks.db import payments as store
 from satworks.db.engine import db_errors
 from satworks.errors import (
-    BadRequest,
     Conflict,
     DependencyUnavailable,
     NotFound,
-    PayloadTooLarge,
     Unauthorized,
     ValidationFailed,
 )
 from satworks.http import context as ctx
 from satworks.http.enqueue import enqueue_payment_actor
-from satworks.http.requests import json_response, validate
+from satworks.http.requests import json_response, parse_json, raw_body, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import Accepted, WatcherEvent
 from satworks.jobs.payments import CHECK, CHECK_TX, SWEEP
@@ -57,7 +53,7 @@ async def payment_event(request: web.Request) -> web.Response:
     settings = request.app[ctx.SETTINGS]
     if settings.payment_webhook_secret is None:
         raise NotFound("payment webhooks are not configured")
-    body = await _raw_body(request, settings.max_body_bytes)
+    body = await raw_body(request, max_bytes=settings.max_body_bytes)
     try:
         verify(
             request.headers.get(HEADER, ""),
@@ -68,7 +64,7 @@ async def payment_event(request: web.Request) -> web.Response:
         )
     except SignatureError as exc:
         raise Unauthorized(f"bad webhook signature: {exc}") from exc
-    event = validate(WatcherEvent, _json(body), what="payment event")
+    event = validate(WatcherEvent, parse_json(body), what="payment event")
     try:
         payment_id = uuid.UUID(str(event.data.get("payment_id")))
     except ValueError as exc:
@@ -102,31 +98,15 @@ async def _node_notification(request: web.Request, name: str) -> str:
         raise Unauthorized("missing or invalid node token")
     value = request.query.get(name)
     if value is None and request.can_read_body:
-        body = await _raw_body(request, 4096)
+        body = await raw_body(request, max_bytes=4096)
         if request.content_type == "application/json":
-            document = _json(body)
+            document = parse_json(body)
             value = str(document.get(name, "")) if isinstance(document, dict) else ""
         else:
             value = body.decode(errors="replace").strip()
     if not value or not HEX64.match(value):
         raise ValidationFailed(f"{name} must be 64 hex characters", details=[{"loc": [name]}])
     return value
-
-
-async def _raw_body(request: web.Request, max_bytes: int) -> bytes:
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("malformed JSON body") from exc
 
 
 class _NodeNotification(BaseModel):
