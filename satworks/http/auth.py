@@ -48,12 +48,11 @@ class Authenticator:
         self._blocked: dict[str, float] = {}
 
     async def authenticate(self, request: web.Request, scope: str) -> AppKey:
-        client = self.client_address(request)
-        if self._blocked.get(client, 0) > time.monotonic():
+        if self._blocked and self._blocked.get(self.client_address(request), 0) > time.monotonic():
             raise RateLimited("too many failed authentication attempts", retry_after_s=WINDOW_S)
         key = await self._resolve(request.headers.get("Authorization", ""))
         if key is None:
-            await self._failed(client)
+            await self._failed(self.client_address(request))
             raise Unauthorized("missing or invalid API key")
         if scope not in key.scopes:
             raise Forbidden(f"this key lacks the {scope!r} scope")

@@ -1,7 +1,7 @@
-"""Group commit for the intake: concurrent ``POST /v1/jobs`` share one INSERT and one broker pipeline.
+"""Group commit for the intake: concurrent ``POST /v1/jobs`` share one INSERT and one broker call.
 
 A request's job is answered only after its row is committed and its message is in the broker. While
-one batch is being written the next one gathers, so batches grow with load and cost nothing idle.
+batches are being written the next one gathers, so batches grow with load and cost nothing idle.
 If the broker refuses a batch, its rows are deleted again and the callers get 503: nothing is left
 half-done. If the process dies between commit and enqueue, ``requeue_stranded`` hands the committed
 jobs to the broker later (their rows keep ``enqueued = 0`` until then).
@@ -21,6 +21,7 @@ from typing import Any
 import dramatiq
 import redis
 from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db import jobs as q
@@ -93,6 +94,7 @@ class IntakeBatcher:
         self._slots = asyncio.Semaphore(self.MAX_IN_FLIGHT)
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._isolated: list[Submission] = []  # from a batch that failed on its data: written one by one
         self._flying: list[_Written] = []  # written batches whose messages are not in the broker yet
         self._to_mark: list[uuid.UUID] = []
         self._marking: asyncio.Task[None] | None = None
@@ -114,7 +116,7 @@ class IntakeBatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        _fail(self._pending, DependencyUnavailable("intake stopped"))
+        _fail(self._pending + self._isolated, DependencyUnavailable("intake stopped"))
         while self._background:  # batches on their way to the broker finish; so does their marking
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._own_client and self._broker_client is not None:
@@ -124,13 +126,20 @@ class IntakeBatcher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
+            while self._pending or self._isolated:
                 await self._slots.acquire()  # while both slots are busy, the next batch keeps growing
-                batch, self._pending = self._pending[: self._batch_max], self._pending[self._batch_max :]
+                if self._isolated:
+                    batch = [self._isolated.pop(0)]
+                else:
+                    batch, self._pending = self._pending[: self._batch_max], self._pending[self._batch_max :]
                 try:
                     written = await self._write(batch)
                 except BaseException as exc:
                     self._slots.release()
+                    if isinstance(exc, DataError | IntegrityError) and len(batch) > 1:
+                        # Something in one row: insert them one by one, so only that request fails.
+                        self._isolated.extend(batch)
+                        continue
                     _fail(batch, exc)
                     if not isinstance(exc, Exception):
                         raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from satworks.errors import ValidationFailed
 from satworks.jobs.base import queue_name
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.request import MAX_DELAY_S, JobIn
+
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a JSON \u0000 escape, not an escaped backslash before "u0000"
 
 
 def validation_details(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
@@ -49,6 +52,12 @@ def job_row(
     stored = payload.model_dump(mode="json")
     schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
     canonical = json.dumps([spec.type, stored, priority, max_retries, schedule], sort_keys=True, default=str)
+    # Postgres text and jsonb cannot hold U+0000: refused here, it is this request's 422 rather than a
+    # failed INSERT for every request that shares its batch.
+    if "u0000" in canonical and _NUL_ESCAPE.search(canonical):
+        raise ValidationFailed("the payload must not contain U+0000", details=[{"loc": ["payload"]}])
+    if idempotency_key is not None and "\x00" in idempotency_key:
+        raise ValidationFailed("the idempotency key must not contain U+0000", details=[{"loc": ["idempotency_key"]}])
     row = {
         "id": uuid.uuid4(),
         "app_id": app_id,

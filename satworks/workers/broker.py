@@ -48,8 +48,7 @@ class SatworksRedisBroker(RedisBroker):
                 fixed[2] = args[i]
                 dispatch(keys=[self.namespace], args=[*fixed, args[i + 1], args[i + 2]], client=pipe)
             pipe.execute()
-        for message, delay in sent:
-            self.emit_after("enqueue", message, delay)
+        self._after_enqueue(sent)
 
     async def enqueue_many_async(self, items: Sequence[Delayed], client: AsyncRedis) -> None:
         """``enqueue_many`` through an asyncio client of the same Redis server, without a thread."""
@@ -65,8 +64,12 @@ class SatworksRedisBroker(RedisBroker):
         except NoScriptError:  # Redis restarted or its scripts were flushed: nothing of the call ran
             await client.script_load(script.script)
             await client.evalsha(script.sha, 1, self.namespace, *args)
-        for message, delay in sent:
-            self.emit_after("enqueue", message, delay)
+        self._after_enqueue(sent)
+
+    def _after_enqueue(self, sent: list[Delayed]) -> None:
+        if _hooked(self.middleware, "after_enqueue"):
+            for message, delay in sent:
+                self.emit_after("enqueue", message, delay)
 
     def _enqueue_script(self) -> Any:
         script = self.scripts.get("satworks_enqueue_many")
@@ -80,6 +83,7 @@ class SatworksRedisBroker(RedisBroker):
         encode = _encode if type(dramatiq.get_encoder()) is dramatiq.JSONEncoder else _dramatiq_encode
         args: list[Any] = [now, self.broker_id]
         sent: list[Delayed] = []
+        hooked = _hooked(self.middleware, "before_enqueue")
         for original, delay in items:
             message_id = str(uuid.uuid4())
             if delay is None:
@@ -89,7 +93,8 @@ class SatworksRedisBroker(RedisBroker):
                     queue_name=dq_name(original.queue_name),
                     options={"redis_message_id": message_id, "eta": now + delay},
                 )
-            self.emit_before("enqueue", message, delay)
+            if hooked:
+                self.emit_before("enqueue", message, delay)
             args += (message.queue_name, message_id, encode(message))
             sent.append((message, delay))
         return args, sent
@@ -149,6 +154,11 @@ _DRAMATIQ_ENQUEUE = (
 )
 _DISPATCH_LUA = dramatiq_redis._scripts.get("dispatch", b"")
 _LAYOUT_KNOWN = all(line.encode() in _DISPATCH_LUA for line in _DRAMATIQ_ENQUEUE)
+
+
+def _hooked(middleware: Sequence[Middleware], hook: str) -> bool:
+    """Whether any middleware does something in ``hook`` (emitting to no-op hooks costs per message)."""
+    return any(getattr(type(m), hook) is not getattr(Middleware, hook) for m in middleware)
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(dramatiq.Message))

@@ -146,6 +146,12 @@ class StatusWriter:
             for row in rows:
                 claimed[row[0]] = Claim(*row)
         except Exception as exc:  # the writer's boundary: every waiting thread gets the error
+            if isinstance(exc, psycopg.DataError | psycopg.IntegrityError) and len(batch) > 1:
+                # Something in one item (e.g. U+0000 in a result): write them one by one, so only that
+                # item fails instead of every thread in the batch, retry after retry.
+                for item in batch:
+                    self._flush([item])
+                return
             log.warning("status write failed", extra={"action": "status_write_failed", "n": len(batch)})
             self._release(broken=True)  # the next batch starts on a fresh (pinged) connection
             error = exc

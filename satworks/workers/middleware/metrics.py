@@ -22,6 +22,8 @@ class JobMetricsMiddleware(Middleware):
         self.metrics = metrics
         self.prefix = queue_prefix
         self._local = threading.local()
+        # The labelled children per (actor, queue name): ``labels()`` locks and builds a key per call.
+        self._children: dict[tuple[int, str, str], Any] = {}
 
     @property
     def forks(self) -> list[Any]:
@@ -31,9 +33,17 @@ class JobMetricsMiddleware(Middleware):
         queue = message.queue_name.removesuffix(".DQ").removeprefix(self.prefix)
         return message.actor_name, queue
 
+    def _child(self, metric: Any, message: Any) -> Any:
+        """``metric.labels(actor, queue)``, cached (created on first use, as ``labels()`` would)."""
+        key = (id(metric), message.actor_name, message.queue_name)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*self._labels(message))
+        return child
+
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         self._local.started = time.perf_counter()
-        self.metrics.started.labels(*self._labels(message)).inc()
+        self._child(self.metrics.started, message).inc()
 
     def after_process_message(
         self,
@@ -43,22 +53,21 @@ class JobMetricsMiddleware(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        labels = self._labels(message)
         started, self._local.started = getattr(self._local, "started", None), None
         if started is not None:
-            self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+            self._child(self.metrics.duration, message).observe(time.perf_counter() - started)
         if exception is None:
-            self.metrics.succeeded.labels(*labels).inc()
+            self._child(self.metrics.succeeded, message).inc()
         elif not message.failed:
-            self.metrics.retried.labels(*labels).inc()
+            self._child(self.metrics.retried, message).inc()
         elif isinstance(exception, PermanentError):
-            self.metrics.failed.labels(*labels).inc()
+            self._child(self.metrics.failed, message).inc()
         else:
-            self.metrics.dead.labels(*labels).inc()
+            self._child(self.metrics.dead, message).inc()
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.failed:
-            self.metrics.dead.labels(*self._labels(message)).inc()
+            self._child(self.metrics.dead, message).inc()
 
 
 def serve_worker_metrics() -> None:
