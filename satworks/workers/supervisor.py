@@ -9,6 +9,7 @@ In production, systemd or Kubernetes can do the same job instead.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from types import FrameType
 log = logging.getLogger(__name__)
 HEALTHY_AFTER_S = 60.0
 MAX_BACKOFF_S = 30.0
+PR_SET_PDEATHSIG = 1
 
 
 def supervise(argv: list[str]) -> int:
@@ -37,7 +39,8 @@ def supervise(argv: list[str]) -> int:
         started = time.monotonic()
         # Its own session: a signal to our process group (honcho's Ctrl-C, systemd) reaches Dramatiq once,
         # forwarded by us; twice would make Dramatiq kill its workers mid-job.
-        child = subprocess.Popen(argv, start_new_session=True)
+        # And it dies with us (Linux PR_SET_PDEATHSIG): a SIGKILLed supervisor leaves no orphan pool.
+        child = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
         code = child.wait()
         if stop.is_set():
             return code
@@ -50,3 +53,12 @@ def supervise(argv: list[str]) -> int:
         if stop.wait(backoff):
             return code
         backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGTERM when the supervisor exits (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        pass
