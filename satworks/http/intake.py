@@ -21,6 +21,8 @@ from typing import Any
 import dramatiq
 import redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -298,6 +300,9 @@ def _async_client(broker: dramatiq.Broker) -> AsyncRedis | None:
         password=kwargs.get("password"),
         socket_timeout=BROKER_TIMEOUT_S,  # a wedged broker answers 503, it does not hang the intake
         socket_connect_timeout=BROKER_TIMEOUT_S,
+        # No silent resend: a call whose answer was lost may have run, and running it again would put
+        # every message of the batch in the queue twice. The batch fails (503, rows deleted) instead.
+        retry=Retry(NoBackoff(), 0),
     )
 
 
