@@ -198,6 +198,9 @@ def _receipts(rpc: BitcoinRpc, tx: dict[str, Any], addresses: Iterable[str]) -> 
         except RpcError as exc:
             if exc.rpc_code != INVALID_ADDRESS_OR_KEY:
                 raise
+            # Not in the mempool: dropped, or mined between our two calls. Read it again to tell.
+            tx = rpc.call("gettransaction", tx["txid"], True)
+            confirmations = int(tx["confirmations"])
     received_at = datetime.fromtimestamp(int(tx.get("timereceived") or tx["time"]), UTC)
     return [
         _AddressedReceipt(
