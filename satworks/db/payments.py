@@ -23,7 +23,7 @@ from satworks.db.schema import (
     payment_txs,
     webhook_receipts,
 )
-from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate, is_monitored
+from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate
 from satworks.payments.status import (
     EVENT_FOR_STATUS,
     PAID_LATE_EVENT,
@@ -291,11 +291,6 @@ def apply_receipts(
         )
         _events(conn, row, current, exception, verdict)
     return verdict
-
-
-def is_still_monitored(row: Any, now: datetime) -> bool:
-    policy = Policy(row.amount_sat, row.required_confirmations, row.tolerance_pct, row.expires_at, row.monitoring_s)
-    return is_monitored(PaymentStatus(row.status), policy, now)
 
 
 def _upsert_txs(conn: Connection, payment_id: uuid.UUID, receipts: Sequence[Receipt], now: datetime) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from satworks.errors import ValidationFailed
+
+R = TypeVar("R", bound=Any)
 
 
 def encode_cursor(seq: int) -> str:
@@ -19,3 +23,9 @@ def decode_cursor(cursor: str) -> int:
         return int(text[1:])
     except ValueError as exc:
         raise ValidationFailed("invalid cursor", details=[{"loc": ["cursor"]}]) from exc
+
+
+def split_page(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None]:
+    """Rows fetched with ``limit + 1``: the page, and the cursor of the next one (None at the end)."""
+    page = rows[:limit]
+    return page, encode_cursor(page[-1].seq) if len(rows) > limit else None

@@ -90,14 +90,14 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
     receipts = [r for txid in sorted(txids) for r in _read_tx(res.rpc, txid, {row.address})]
     with res.engine.begin() as conn:
         verdict = store.apply_receipts(conn, pid, receipts, read_at)
-        row = store.load(conn, pid)
         follow_up = seq is not None and store.claim_check(conn, pid, seq)
     if verdict is not None:
         log.info(
             "payment checked",
             extra={"action": "payment_checked", "payment_id": payment_id, "status": str(verdict.status)},
         )
-    if follow_up and seq is not None and PaymentStatus(row.status).is_open:
+    status = verdict.status if verdict is not None else PaymentStatus(row.status)
+    if follow_up and seq is not None and status.is_open:
         now = datetime.now(UTC)
         delay_ms = next_check_delay_ms(res.settings, seq + 1, row.expires_at, now)
         res.enqueue(CHECK, (payment_id, seq + 1), delay_ms)

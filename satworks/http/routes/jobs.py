@@ -12,7 +12,7 @@ from satworks.db.engine import db_errors
 from satworks.db.schema import jobs as jobs_table
 from satworks.errors import Conflict, NotFound, ValidationFailed
 from satworks.http import context as ctx
-from satworks.http.pagination import decode_cursor, encode_cursor
+from satworks.http.pagination import decode_cursor, split_page
 from satworks.http.requests import json_body, json_response, path_uuid, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import JobIn, JobList, JobListQuery, JobOut, job_document
@@ -59,8 +59,7 @@ async def list_jobs(request: web.Request) -> web.Response:
             ).add_columns(jobs_table.c.seq)
             rows = (await conn.execute(statement)).all()
     prefix = request.app[ctx.SETTINGS].queue_prefix
-    page = rows[: query.limit]
-    cursor = encode_cursor(page[-1].seq) if len(rows) > query.limit else None
+    page, cursor = split_page(rows, query.limit)
     return json_response(JobList(items=[job_document(r, queue_prefix=prefix) for r in page], next_cursor=cursor))
 
 

@@ -17,7 +17,7 @@ from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed
 from satworks.http import context as ctx
 from satworks.http.enqueue import enqueue_payment_actor
-from satworks.http.pagination import decode_cursor, encode_cursor
+from satworks.http.pagination import decode_cursor, split_page
 from satworks.http.requests import json_body, json_response, path_uuid, validate
 from satworks.http.routes import Route
 from satworks.http.schemas import PaymentList, PaymentListQuery, PaymentOut, payment_document
@@ -103,12 +103,11 @@ async def list_payments(request: web.Request) -> web.Response:
                     store.listing(app.app_id, status=query.status, before_seq=before, limit=query.limit + 1)
                 )
             ).all()
-            page = rows[: query.limit]
+            page, cursor = split_page(rows, query.limit)
             txids: dict[Any, list[str]] = defaultdict(list)
             if page:
                 for r in await conn.execute(store.txids_of([p.id for p in page])):
                     txids[r.payment_id].append(r.txid)
-    cursor = encode_cursor(page[-1].seq) if len(rows) > query.limit else None
     return json_response(PaymentList(items=[payment_document(r, txids[r.id]) for r in page], next_cursor=cursor))
 
 
