@@ -25,10 +25,11 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib enc
     orjson = None  # type: ignore[assignment]
 
 from satworks.db.schema import jobs
+from satworks.jobs.status import FINISHED, WAITING, JobStatus, sql_list
 
-WAITING = ("queued", "scheduled", "retrying")
-CLAIMABLE = (*WAITING, "running")
-FINISHED = ("succeeded", "failed", "dead", "cancelled")
+_RUNNING = f"'{JobStatus.RUNNING.value}'"
+_CLAIMABLE = sql_list((*WAITING, JobStatus.RUNNING))
+_FINISHED = sql_list(FINISHED)
 
 DOCUMENT_COLUMNS = [c for c in jobs.c if c.name not in ("request_hash", "enqueued", "app_id", "crashes")]
 
@@ -61,14 +62,14 @@ MARK_ENQUEUED = "UPDATE jobs SET enqueued = 1 WHERE id = ANY(%s::uuid[])"
 """One parameter, ``uuid_array(ids)``."""
 
 CLAIM_BATCH = (
-    "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
-    " crashes = crashes + CASE WHEN status = 'running' THEN 1 ELSE 0 END,"
+    f"UPDATE jobs SET status = {_RUNNING}, attempts = attempts + 1,"  # noqa: S608 - enum values, no input
+    f" crashes = crashes + CASE WHEN status = {_RUNNING} THEN 1 ELSE 0 END,"
     " started_at = coalesce(started_at, now()), next_retry_at = NULL"
-    " WHERE id = ANY(%s::uuid[]) AND status IN ('queued', 'scheduled', 'retrying', 'running')"
+    f" WHERE id = ANY(%s::uuid[]) AND status IN {_CLAIMABLE}"
     " RETURNING id, type, payload, attempts, crashes"
 )
 """Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: one
-parameter, ``uuid_array(ids)``; the statuses are ``CLAIMABLE``. Returns ``id, type, payload, attempts,
+parameter, ``uuid_array(ids)``; the statuses are ``WAITING`` and ``running``. Returns ``id, type, payload, attempts,
 crashes`` per job that may run; a cancelled or finished job is not returned, so its message is skipped.
 
 A claim that finds the job still ``running`` counts a crash: the right-hand sides read the row as it
@@ -76,19 +77,20 @@ was before this update, and a row changed by a concurrent transaction is re-read
 re-checked) after that transaction commits, so the count is right under concurrency too."""
 
 FINISH_BATCH = (
-    "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"
+    "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"  # noqa: S608
     " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at"
     " FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text, result jsonb, error_type text,"
     " error_message text, next_retry_at timestamptz, finished_at timestamptz)"
-    " WHERE jobs.id = o.id AND jobs.status = 'running'"
+    f" WHERE jobs.id = o.id AND jobs.status = {_RUNNING}"
 )
 """``finish`` for a batch: one parameter, ``rows_json(outcomes)`` with the keys ``id, status, result,
 error_type, error_message, next_retry_at, finished_at``. Ids must be unique within the batch."""
 
 
 KILL = (
-    "UPDATE jobs SET status = 'dead', error_type = %s, error_message = %s, finished_at = now(), next_retry_at = NULL"
-    " WHERE id = %s AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')"
+    f"UPDATE jobs SET status = '{JobStatus.DEAD.value}', error_type = %s, error_message = %s,"  # noqa: S608
+    " finished_at = now(),"
+    f" next_retry_at = NULL WHERE id = %s AND status NOT IN {_FINISHED}"
 )
 """``kill`` as static SQL (the statuses are ``FINISHED``): parameters error type, error message, job id."""
 
@@ -166,28 +168,10 @@ def cancel(app_id: uuid.UUID, job_id: uuid.UUID) -> Update:
     return (
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.app_id == app_id, jobs.c.status.in_(WAITING))
-        .values(status="cancelled", finished_at=func.now(), next_retry_at=None)
+        .values(status=JobStatus.CANCELLED, finished_at=func.now(), next_retry_at=None)
         .returning(*DOCUMENT_COLUMNS)
     )
 
 
 def counts_by_status_and_type() -> Select[Any]:
     return select(jobs.c.status, jobs.c.type, func.count()).group_by(jobs.c.status, jobs.c.type)
-
-
-# --- worker transitions -------------------------------------------------------------------------------
-
-
-def kill(job_id: uuid.UUID, *, error_type: str, error_message: str) -> Update:
-    """Dead-letter a job that is not finished (crash loop, age limit)."""
-    return (
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status.not_in(FINISHED))
-        .values(
-            status="dead",
-            error_type=error_type,
-            error_message=error_message,
-            finished_at=func.now(),
-            next_retry_at=None,
-        )
-    )

@@ -25,10 +25,12 @@ from satworks.db.schema import (
 )
 from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate
 from satworks.payments.status import (
+    CLOSED,
     EVENT_FOR_STATUS,
     PAID_LATE_EVENT,
     ExceptionStatus,
     PaymentStatus,
+    TxState,
     check_transition,
 )
 
@@ -80,7 +82,7 @@ def get(app_id: uuid.UUID, payment_id: uuid.UUID) -> Select[Any]:
 def txids_of(payment_ids: Sequence[uuid.UUID]) -> Select[Any]:
     return (
         select(payment_txs.c.payment_id, payment_txs.c.txid)
-        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state != "removed")
+        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state != TxState.REMOVED)
         .order_by(payment_txs.c.received_at)
     )
 
@@ -165,7 +167,7 @@ def monitored(conn: Connection, now: datetime) -> list[Any]:
         conn.execute(
             select(payment_requests.c.id, payment_requests.c.address).where(
                 payment_requests.c.address.is_not(None),
-                (payment_requests.c.status.in_(("new", "processing"))) | (window_end >= now),
+                (payment_requests.c.status.in_((PaymentStatus.NEW, PaymentStatus.PROCESSING))) | (window_end >= now),
             )
         )
     )
@@ -176,7 +178,7 @@ def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
     unconfirmed money that may vanish, the monitoring window ending."""
     has_open_tx = (
         select(payment_txs.c.payment_id)
-        .where(payment_txs.c.payment_id == payment_requests.c.id, payment_txs.c.state != "confirmed")
+        .where(payment_txs.c.payment_id == payment_requests.c.id, payment_txs.c.state != TxState.CONFIRMED)
         .exists()
     )
     due = payment_requests.c.expires_at <= now - timedelta(seconds=1)
@@ -184,7 +186,7 @@ def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
         select(payment_requests.c.id).where(
             (payment_requests.c.status == PaymentStatus.PROCESSING)
             | ((payment_requests.c.status == PaymentStatus.NEW) & (due | has_open_tx))
-            | (payment_requests.c.status.in_(("settled", "expired", "invalid")) & has_open_tx)
+            | (payment_requests.c.status.in_(CLOSED) & has_open_tx)
         )
     )
     return {row.id for row in rows}
@@ -241,7 +243,7 @@ def apply_receipts(
         if (stored.txid, stored.vout) in fresh_keys:
             continue
         confirmations = stored.confirmations
-        if tip_height is not None and stored.state == "confirmed" and stored.block_height is not None:
+        if tip_height is not None and stored.state == TxState.CONFIRMED and stored.block_height is not None:
             confirmations = tip_height - stored.block_height + 1
         receipts.append(
             Receipt(
@@ -249,7 +251,7 @@ def apply_receipts(
                 stored.vout,
                 stored.amount_sat,
                 confirmations,
-                stored.state == "mempool",
+                stored.state == TxState.MEMPOOL,
                 stored.replaceable,
                 stored.received_at,
             )

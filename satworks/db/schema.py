@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,9 +23,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from satworks.jobs.status import JobStatus
+from satworks.payments.status import ExceptionStatus, PaymentStatus, TxState
+
 metadata = MetaData()
 
-JOB_STATUSES = ("queued", "scheduled", "running", "retrying", "succeeded", "failed", "dead", "cancelled")
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """A check-constraint expression generated from an enum: ``column IN ('a', 'b', ...)``."""
+    return f"{column} IN (" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
 
 apps = Table(
     "apps",
@@ -64,14 +73,12 @@ jobs = Table(
     Column("enqueued", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('jobs_seq')")),
     UniqueConstraint("app_id", "idempotency_key", name="jobs_app_idempotency_key"),
-    CheckConstraint(f"status IN {JOB_STATUSES!r}", name="jobs_status_valid"),
+    CheckConstraint(one_of("status", JobStatus), name="jobs_status_valid"),
     CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),
     CheckConstraint("attempts >= 0 AND crashes >= 0 AND max_retries >= 0", name="jobs_counters_valid"),
     Index("jobs_app_listing", "app_id", "seq"),
     Index("jobs_unenqueued", "created_at", postgresql_where=text("enqueued = 0")),
 )
-
-PAYMENT_STATUSES = ("creating", "new", "processing", "settled", "expired", "invalid")
 
 payment_requests = Table(
     "payment_requests",
@@ -100,6 +107,11 @@ payment_requests = Table(
     Column("checked_at", DateTime(timezone=True)),
     Column("checks", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
+    UniqueConstraint("app_id", "idempotency_key", name="payments_app_idempotency_key"),
+    CheckConstraint(one_of("status", PaymentStatus), name="payments_status_valid"),
+    CheckConstraint(
+        f"exception_status IS NULL OR {one_of('exception_status', ExceptionStatus)}", name="payments_exception_valid"
+    ),
 )
 
 payment_txs = Table(
@@ -116,6 +128,7 @@ payment_txs = Table(
     Column("replaceable", Boolean, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(one_of("state", TxState), name="payment_txs_state"),
 )
 
 payment_audit = Table(

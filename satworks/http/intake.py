@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks import clock
 from satworks.db import jobs as q
 from satworks.db import payments as payments_db
 from satworks.db.engine import db_errors
@@ -324,13 +325,13 @@ async def requeue_stranded(
 ) -> int:
     """Hand committed-but-never-enqueued jobs to the broker. Safe in many processes (SKIP LOCKED);
     a duplicate message is harmless because workers claim jobs with a conditional update."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
     with db_errors():
         async with engine.begin() as conn:
             rows = (await conn.execute(q.stranded(cutoff, limit))).all()
             if not rows:
                 return 0
-            now = datetime.now(UTC)
+            now = clock.utcnow()
             items: list[Delayed] = []
             for r in rows:
                 delay = max(0, int((r.scheduled_for - now).total_seconds() * 1000)) if r.scheduled_for else None
@@ -346,7 +347,7 @@ async def requeue_stranded_payments(
     engine: AsyncEngine, broker: dramatiq.Broker, executor: Executor, *, older_than_s: float, prefix: str
 ) -> int:
     """Re-send the address job of requests stuck in ``creating`` (it is idempotent: a compare-and-set)."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
     with db_errors():
         async with engine.connect() as conn:
             ids = [row.id for row in await conn.execute(payments_db.stranded_creating(cutoff, 500))]

@@ -8,12 +8,12 @@ busy app costs one Redis round trip per slice, not per request, and the global l
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from satworks import clock
 from satworks.errors import DependencyUnavailable, RateLimited
 
 WINDOW_S = 60
@@ -35,7 +35,7 @@ class WindowLimiter:
 
     async def hit(self, subject: str, limit: int) -> None:
         """Spend one request for ``subject``; raise ``RateLimited`` when the window's quota is gone."""
-        window = int(time.time()) // WINDOW_S
+        window = clock.unix_s() // WINDOW_S
         lease = self._leases.get(subject)
         if lease is None or lease.window != window:
             lease = self._leases[subject] = _Lease(window, 0)
@@ -46,13 +46,13 @@ class WindowLimiter:
                     lease.remaining += granted
                     lease.exhausted = granted == 0
         if lease.remaining == 0:
-            retry_after = WINDOW_S - int(time.time()) % WINDOW_S
+            retry_after = WINDOW_S - clock.unix_s() % WINDOW_S
             raise RateLimited(f"rate limit of {limit} requests per minute exceeded", retry_after_s=retry_after)
         lease.remaining -= 1
 
     async def count(self, subject: str) -> int:
         """Requests counted in the current window (all processes)."""
-        window = int(time.time()) // WINDOW_S
+        window = clock.unix_s() // WINDOW_S
         try:
             value = await self._redis.get(self._key(subject, window))
         except RedisError as exc:

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from satworks.jobs.request import JobIn
-
-JobStatus = Literal["queued", "scheduled", "running", "retrying", "succeeded", "failed", "dead", "cancelled"]
+from satworks.jobs.status import JobStatus
+from satworks.payments.status import ExceptionStatus, PaymentStatus
 
 __all__ = ["JobIn"]
 
@@ -19,8 +19,8 @@ __all__ = ["JobIn"]
 class PaymentOut(BaseModel):
     id: uuid.UUID
     method: Literal["onchain"]
-    status: Literal["creating", "new", "processing", "settled", "expired", "invalid"]
-    exception_status: Literal["paid_partial", "paid_over", "paid_late"] | None
+    status: PaymentStatus
+    exception_status: ExceptionStatus | None
     status_reason: str | None
     amount_sat: int
     received_sat: int
@@ -46,7 +46,7 @@ class PaymentList(BaseModel):
 class PaymentListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["creating", "new", "processing", "settled", "expired", "invalid"] | None = None
+    status: PaymentStatus | None = None
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=64)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
 
+from satworks import clock
 from satworks.errors import ChaosFailure, ChaosRetry, InvalidPayload
 from satworks.jobs.base import JobContext, JobType, Payload
 
@@ -37,7 +37,7 @@ def run(ctx: JobContext, payload: CanaryPayload) -> dict[str, object]:
     if payload.fail and ctx.attempt <= payload.fail_attempts:
         error = ChaosRetry if payload.fail == "transient" else ChaosFailure
         raise error(f"canary asked to fail ({payload.fail}) on attempt {ctx.attempt}")
-    return {"ran_at": datetime.now(UTC).isoformat(), "attempt": ctx.attempt, "pid": os.getpid()}
+    return {"ran_at": clock.utcnow().isoformat(), "attempt": ctx.attempt, "pid": os.getpid()}
 
 
 CANARY = JobType(name="canary", payload=CanaryPayload, run=run, min_backoff_ms=200, max_backoff_ms=5_000)

@@ -18,11 +18,12 @@ from typing import Any
 import dramatiq
 from sqlalchemy import Engine
 
+from satworks import clock
 from satworks.db import payments as store
 from satworks.integrations.bitcoin.rpc import INVALID_ADDRESS_OR_KEY, WALLET_ERROR, BitcoinRpc, RpcError
 from satworks.payments.amounts import btc_to_sat
 from satworks.payments.evaluate import Receipt
-from satworks.payments.status import PaymentStatus
+from satworks.payments.status import PaymentStatus, TxState
 from satworks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
             extra={"action": "payment_unwatchable", "payment_id": payment_id},
         )
         return
-    read_at = datetime.now(UTC)
+    read_at = clock.utcnow()
     listed = res.rpc.call("listreceivedbyaddress", 0, True, True, row.address)
     txids = known | {txid for entry in listed for txid in entry.get("txids", [])}
     receipts = [r for txid in sorted(txids) for r in _read_tx(res.rpc, txid, {row.address})]
@@ -98,14 +99,14 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
         )
     status = verdict.status if verdict is not None else PaymentStatus(row.status)
     if follow_up and seq is not None and status.is_open:
-        now = datetime.now(UTC)
+        now = clock.utcnow()
         delay_ms = next_check_delay_ms(res.settings, seq + 1, row.expires_at, now)
         res.enqueue(CHECK, (payment_id, seq + 1), delay_ms)
 
 
 def check_tx(res: PaymentResources, txid: str) -> None:
     """A node said ``txid`` changed: re-read it and re-evaluate the requests it pays."""
-    read_at = datetime.now(UTC)
+    read_at = clock.utcnow()
     try:
         tx = res.rpc.call("gettransaction", txid, True)
     except RpcError as exc:
@@ -130,13 +131,13 @@ def sweep(res: PaymentResources) -> dict[str, int]:
     stored block heights.
     """
     calls_before = res.rpc.calls
-    read_at = datetime.now(UTC)
+    read_at = clock.utcnow()
     with res.engine.begin() as conn:
         if not store.try_sweep_lock(conn):
             return {"skipped": 1}
         last = store.cursor(conn, NODE)
         monitored = {row.address: row.id for row in store.monitored(conn, read_at)}
-        unconfirmed = {r.txid for r in store.stored_txs(conn, list(monitored.values())) if r.state != "confirmed"}
+        unconfirmed = {r.txid for r in store.stored_txs(conn, list(monitored.values())) if r.state != TxState.CONFIRMED}
         since = _since(res.rpc, last)
         tip = int(res.rpc.call("getblockcount"))
         entries = [*since.get("transactions", []), *since.get("removed", [])]

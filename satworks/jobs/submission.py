@@ -9,15 +9,17 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from satworks import clock
 from satworks.errors import ValidationFailed
 from satworks.jobs.base import queue_name
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.request import MAX_DELAY_S, JobIn
+from satworks.jobs.status import JobStatus
 
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a JSON \u0000 escape, not an escaped backslash before "u0000"
 
@@ -42,7 +44,7 @@ def job_row(
         raise ValidationFailed(
             f"invalid {spec.type} payload", details=validation_details(exc, prefix=("payload",))
         ) from exc
-    now = datetime.now(UTC)
+    now = clock.utcnow()
     scheduled_for = spec.run_at or (now + timedelta(seconds=spec.delay_seconds) if spec.delay_seconds else None)
     if scheduled_for is not None and scheduled_for > now + timedelta(seconds=MAX_DELAY_S):
         raise ValidationFailed("run_at is more than 7 days ahead", details=[{"loc": ["run_at"]}])
@@ -64,7 +66,7 @@ def job_row(
         "type": job_type.name,
         "priority": priority,
         "queue": queue_name(priority, queue_prefix),
-        "status": "scheduled" if delay_ms > 0 else "queued",
+        "status": JobStatus.SCHEDULED if delay_ms > 0 else JobStatus.QUEUED,
         "payload": stored,
         "max_retries": max_retries,
         "idempotency_key": idempotency_key,

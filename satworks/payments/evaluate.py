@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from satworks.payments.status import ExceptionStatus, PaymentStatus
+from satworks.payments.status import ExceptionStatus, PaymentStatus, TxState
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,12 @@ class Receipt:
         return self.alive and self.confirmations >= needed
 
     @property
-    def state(self) -> str:
+    def state(self) -> TxState:
         if self.confirmations > 0:
-            return "confirmed"
+            return TxState.CONFIRMED
         if self.confirmations < 0:
-            return "conflicted"
-        return "mempool" if self.in_mempool else "removed"
+            return TxState.CONFLICTED
+        return TxState.MEMPOOL if self.in_mempool else TxState.REMOVED
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,3 @@ def _over(paid: int, policy: Policy) -> ExceptionStatus | None:
 
 def _partial(paid: int) -> ExceptionStatus | None:
     return ExceptionStatus.PAID_PARTIAL if paid > 0 else None
-
-
-def is_monitored(status: PaymentStatus, policy: Policy, now: datetime) -> bool:
-    """Open requests, and closed ones until their monitoring window ends (late money, reorgs)."""
-    return status.is_open or now <= policy.monitoring_ends_at

@@ -15,7 +15,16 @@ class PaymentStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (PaymentStatus.CREATING, PaymentStatus.NEW, PaymentStatus.PROCESSING)
+        return self in OPEN
+
+
+class TxState(StrEnum):
+    """What the node says of one transaction paying a request, as stored in ``payment_txs``."""
+
+    MEMPOOL = "mempool"  # unconfirmed, in the node's mempool
+    CONFIRMED = "confirmed"  # in the best chain
+    CONFLICTED = "conflicted"  # a conflicting transaction was mined (negative confirmations)
+    REMOVED = "removed"  # neither mined nor in the mempool: dropped, replaced or reorganised away
 
 
 class ExceptionStatus(StrEnum):
@@ -35,6 +44,9 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.EXPIRED: frozenset(),
     PaymentStatus.INVALID: frozenset(),
 }
+
+OPEN = frozenset({PaymentStatus.CREATING, PaymentStatus.NEW, PaymentStatus.PROCESSING})
+CLOSED = frozenset({PaymentStatus.SETTLED, PaymentStatus.EXPIRED, PaymentStatus.INVALID})
 
 EVENT_FOR_STATUS = {
     PaymentStatus.PROCESSING: "payment.processing",

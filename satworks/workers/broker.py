@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; Dramatiq's encoder does the same work
     orjson = None  # type: ignore[assignment]
 
+from satworks import clock
 from satworks.jobs.base import QUEUES
 from satworks.settings import Settings
 
@@ -179,7 +179,7 @@ def _dramatiq_encode(message: dramatiq.Message[Any]) -> bytes:
 
 
 def _millis() -> int:
-    return int(time.time() * 1000)
+    return clock.unix_ms()
 
 
 def build_broker(settings: Settings, *, extra_middleware: Sequence[Middleware] = ()) -> dramatiq.Broker:

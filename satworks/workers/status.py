@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from satworks.db import jobs as q
 from satworks.db.engine import db_errors
 from satworks.errors import DependencyUnavailable
+from satworks.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Claim:
 @dataclass(frozen=True)
 class Outcome:
     job_id: uuid.UUID
-    status: str
+    status: JobStatus
     result: dict[str, Any] | None = None
     error_type: str | None = None
     error_message: str | None = None

@@ -27,8 +27,14 @@ async def get_job(client: TestClient[Any, Any], headers: dict[str, str], job_id:
 async def wait_for_status(
     client: TestClient[Any, Any], headers: dict[str, str], job_id: str, *statuses: str, timeout_s: float = 20
 ) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = []
+
     async def check() -> dict[str, Any] | None:
         job = await get_job(client, headers, job_id)
+        seen[:] = [job]
         return job if job["status"] in statuses else None
 
-    return await eventually(check, timeout_s=timeout_s, what=f"job {job_id} to be {statuses}")
+    try:
+        return await eventually(check, timeout_s=timeout_s, what=f"job {job_id} to be {statuses}")
+    except AssertionError as exc:  # say what the job was instead, not just "last: None"
+        raise AssertionError(f"{exc}; the job was: {seen[-1] if seen else 'never read'}") from None

@@ -6,12 +6,13 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
+from satworks import clock
 from satworks.db import payments as store
 from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed
@@ -36,7 +37,7 @@ async def create_payment(request: web.Request) -> web.Response:
             f"address is not a valid {settings.bitcoin_network} address", details=[{"loc": ["address"]}]
         )
     key = request.headers.get("Idempotency-Key") or spec.idempotency_key
-    now = datetime.now(UTC)
+    now = clock.utcnow()
     payment_id = uuid.uuid4()
     row = {
         "id": payment_id,

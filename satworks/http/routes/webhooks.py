@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hmac
 import re
-import time
 import uuid
 
 from aiohttp import web
 from pydantic import BaseModel
 
+from satworks import clock
 from satworks.db import payments as store
 from satworks.db.engine import db_errors
 from satworks.errors import (
@@ -59,7 +59,7 @@ async def payment_event(request: web.Request) -> web.Response:
             request.headers.get(HEADER, ""),
             body,
             settings.payment_webhook_secret,
-            now=int(time.time()),
+            now=clock.unix_s(),
             tolerance_s=settings.payment_webhook_tolerance_s,
         )
     except SignatureError as exc:

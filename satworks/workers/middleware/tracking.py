@@ -12,13 +12,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
+from satworks import clock
 from satworks.errors import DependencyUnavailable, PermanentError
+from satworks.jobs.status import JobStatus
 from satworks.logs import job_id_var
 from satworks.workers.status import Claim, Outcome, StatusWriter
 
@@ -68,7 +70,7 @@ class JobTracking(Middleware):
             self.writer.record(
                 Outcome(
                     job_id,
-                    "dead",
+                    JobStatus.DEAD,
                     error_type="WorkerCrashed",
                     error_message=f"the worker died {claim.crashes} times while running this job",
                     finished_at=_now(),
@@ -111,7 +113,7 @@ class JobTracking(Middleware):
         self.writer.kill(
             Outcome(
                 uuid.UUID(message.args[0]),
-                "dead",
+                JobStatus.DEAD,
                 error_type="AgeLimitExceeded",
                 error_message="the job waited longer than its maximum age",
                 finished_at=_now(),
@@ -120,16 +122,16 @@ class JobTracking(Middleware):
 
     def _outcome(self, claim: Claim, message: Any, exception: BaseException | None) -> Outcome:
         if exception is None:
-            return Outcome(claim.job_id, "succeeded", result=self._local.result, finished_at=_now())
+            return Outcome(claim.job_id, JobStatus.SUCCEEDED, result=self._local.result, finished_at=_now())
         error_type = type(exception).__name__
         error_message = str(exception)[:2000] or error_type
         if message.failed:
-            status = "failed" if isinstance(exception, PermanentError) else "dead"
+            status = JobStatus.FAILED if isinstance(exception, PermanentError) else JobStatus.DEAD
             return Outcome(claim.job_id, status, error_type=error_type, error_message=error_message, finished_at=_now())
         delay = self._local.retry_delay_ms or 0
         return Outcome(
             claim.job_id,
-            "retrying",
+            JobStatus.RETRYING,
             error_type=error_type,
             error_message=error_message,
             next_retry_at=_now() + timedelta(milliseconds=delay),
@@ -140,7 +142,7 @@ class JobTracking(Middleware):
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utcnow()
 
 
 def _patiently(write: Callable[[], T], patience_s: float) -> T:
