@@ -6,6 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from satworks.broker.build import build_broker
+from satworks.broker.client import enqueue_many
+from satworks.broker.messages import job_message, payment_message
 from satworks.db import jobs as q
 from satworks.db.engine import sync_engine
 from satworks.db.schema import apps
@@ -14,7 +17,6 @@ from satworks.jobs.catalog import max_age_ms
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
 from satworks.settings import Settings
-from satworks.workers.broker import build_broker, enqueue_many, job_message
 
 
 def enqueue_job(
@@ -49,7 +51,7 @@ def enqueue_job(
 def sweep_payments(settings: Settings) -> dict[str, int]:
     """Run one payment sweep in this process (what ``blocknotify`` triggers through a job)."""
     from satworks.integrations.bitcoin.rpc import BitcoinRpc
-    from satworks.jobs.payments import PaymentResources, payment_message, sweep
+    from satworks.jobs.payments import PaymentResources, sweep
 
     engine = sync_engine(settings.database_url, pool_size=1)
     broker = build_broker(settings)

@@ -13,6 +13,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from satworks.broker.build import build_broker
+from satworks.broker.client import BrokerClient
+from satworks.broker.stats import QueueStats
 from satworks.db.engine import async_engine
 from satworks.http import context as ctx
 from satworks.http.auth import Authenticator
@@ -22,9 +25,7 @@ from satworks.http.middlewares import observe
 from satworks.http.ratelimit import WindowLimiter
 from satworks.http.routes import all_routes
 from satworks.metrics.http import HttpMetrics
-from satworks.metrics.queues import QueueStats
 from satworks.settings import Settings
-from satworks.workers.broker import SatworksRedisBroker, build_broker
 
 log = logging.getLogger(__name__)
 STRANDED_EVERY_S = 30.0
@@ -47,7 +48,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url)
     broker = build_broker(settings)
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="satworks-intake")
-    broker_redis = Redis.from_url(settings.effective_broker_url) if isinstance(broker, SatworksRedisBroker) else None
+    client = BrokerClient(broker, executor)
     metrics = app[ctx.HTTP_METRICS]
 
     def count_enqueued(rows: list[dict[str, Any]]) -> None:
@@ -56,13 +57,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
     batcher = IntakeBatcher(
         engine,
-        broker,
-        executor,
+        client,
         batch_max=settings.intake_batch_max,
         default_max_age_ms=settings.default_max_age_ms,
         on_enqueued=count_enqueued,
     )
-    app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], app[ctx.BATCHER] = engine, broker, executor, batcher
+    app[ctx.ENGINE], app[ctx.BROKER_CLIENT], app[ctx.BATCHER] = engine, client, batcher
     app[ctx.REDIS] = redis
     app[ctx.AUTH] = Authenticator(
         engine,
@@ -72,7 +72,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         default_rate_limit=settings.default_rate_limit_per_minute,
         trusted_proxies=frozenset(settings.trusted_proxies),
     )
-    app[ctx.QUEUE_STATS] = QueueStats(broker, broker_redis, executor, prefix=settings.queue_prefix)
+    app[ctx.QUEUE_STATS] = QueueStats(client, prefix=settings.queue_prefix)
     batcher.start()
     sweeper = asyncio.create_task(_sweep_stranded(app))
     try:
@@ -83,8 +83,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await sweeper
         await batcher.stop()
         await redis.aclose()
-        if broker_redis is not None:
-            await broker_redis.aclose()
+        await client.aclose()
         await engine.dispose()
         executor.shutdown(wait=True)
         broker.close()
@@ -97,15 +96,13 @@ async def _sweep_stranded(app: web.Application) -> None:
         try:
             await requeue_stranded(
                 app[ctx.ENGINE],
-                app[ctx.BROKER],
-                app[ctx.EXECUTOR],
+                app[ctx.BROKER_CLIENT],
                 older_than_s=60,
                 default_max_age_ms=settings.default_max_age_ms,
             )
             await requeue_stranded_payments(
                 app[ctx.ENGINE],
-                app[ctx.BROKER],
-                app[ctx.EXECUTOR],
+                app[ctx.BROKER_CLIENT],
                 older_than_s=60,
                 prefix=app[ctx.SETTINGS].queue_prefix,
             )

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
-import dramatiq
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks.broker.client import BrokerClient
+from satworks.broker.stats import QueueStats
 from satworks.http.auth import Authenticator
 from satworks.http.intake import IntakeBatcher
 from satworks.metrics.http import HttpMetrics
-from satworks.metrics.queues import QueueStats
 from satworks.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 ENGINE = web.AppKey("engine", AsyncEngine)
-BROKER = web.AppKey("broker", dramatiq.Broker)
-EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+BROKER_CLIENT = web.AppKey("broker_client", BrokerClient)
 AUTH = web.AppKey("auth", Authenticator)
 BATCHER = web.AppKey("batcher", IntakeBatcher)
 REGISTRY = web.AppKey("registry", CollectorRegistry)

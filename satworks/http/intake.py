@@ -13,30 +13,25 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import dramatiq
-import redis
-from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks import clock
+from satworks.broker.client import BrokerClient
+from satworks.broker.messages import Delayed, job_message, payment_message
 from satworks.db import jobs as q
 from satworks.db import payments as payments_db
 from satworks.db.engine import db_errors
 from satworks.errors import Conflict, DependencyUnavailable
 from satworks.jobs.catalog import max_age_ms
-from satworks.jobs.payments import CREATE_ADDRESS, payment_message
-from satworks.workers.broker import Delayed, SatworksRedisBroker, enqueue_many, job_message
+from satworks.jobs.payments import CREATE_ADDRESS
 
 log = logging.getLogger(__name__)
-BROKER_TIMEOUT_S = 10.0
 
 
 class Submission:
@@ -75,21 +70,15 @@ class IntakeBatcher:
     def __init__(
         self,
         engine: AsyncEngine,
-        broker: dramatiq.Broker,
-        executor: Executor,
+        client: BrokerClient,
         *,
         batch_max: int,
         default_max_age_ms: int,
         on_enqueued: Callable[[list[dict[str, Any]]], None],
-        broker_client: AsyncRedis | None = None,
     ) -> None:
-        """``broker_client``: an asyncio client of the Redis broker's server, to enqueue without a thread
-        hop; by default one is opened from the broker's connection settings (plain TCP only). Batches
-        for any other broker go through ``executor``."""
         self._default_max_age_ms = default_max_age_ms
         self._engine = engine
-        self._broker = broker
-        self._executor = executor
+        self._client = client
         self._batch_max = batch_max
         self._on_enqueued = on_enqueued
         self._pending: list[Submission] = []
@@ -101,8 +90,6 @@ class IntakeBatcher:
         self._flying: list[_Written] = []  # written batches whose messages are not in the broker yet
         self._to_mark: list[uuid.UUID] = []
         self._marking: asyncio.Task[None] | None = None
-        self._own_client = broker_client is None
-        self._broker_client = broker_client if broker_client is not None else _async_client(broker)
 
     async def submit(self, row: dict[str, Any], delay_ms: int | None) -> tuple[dict[str, Any], bool]:
         """Record and enqueue one job; returns ``(row, replayed)``. ``replayed``: an earlier job with
@@ -122,8 +109,6 @@ class IntakeBatcher:
         _fail(self._pending + self._isolated, DependencyUnavailable("intake stopped"))
         while self._background:  # batches on their way to the broker finish; so does their marking
             await asyncio.gather(*self._background, return_exceptions=True)
-        if self._own_client and self._broker_client is not None:
-            await self._broker_client.aclose()
 
     async def _loop(self) -> None:
         while True:
@@ -244,18 +229,16 @@ class IntakeBatcher:
 
     async def _enqueue(self, fresh: list[Submission]) -> None:
         items: list[Delayed] = [(self._message(s.row, s.delay_ms), s.delay_ms) for s in fresh]
-        loop = asyncio.get_running_loop()
+        enqueued = False
         try:
-            if self._broker_client is not None and isinstance(self._broker, SatworksRedisBroker):
-                await self._broker.enqueue_many_async(items, self._broker_client)
-            else:
-                await loop.run_in_executor(self._executor, enqueue_many, self._broker, items)
-        except Exception as exc:  # any broker failure: undo the rows, answer 503
-            log.warning("broker refused a batch; rolling it back", extra={"action": "enqueue_failed"})
-            with db_errors():
-                async with self._engine.begin() as conn:
-                    await conn.execute(q.delete_unenqueued([s.row["id"] for s in fresh]))
-            raise DependencyUnavailable("broker unavailable", details={"dependency": "broker"}) from exc
+            await self._client.enqueue(items)  # BrokerUnavailable (503) when the broker refuses
+            enqueued = True
+        finally:
+            if not enqueued:  # undo the rows: nothing half-done is left
+                log.warning("broker refused a batch; rolling it back", extra={"action": "enqueue_failed"})
+                with db_errors():
+                    async with self._engine.begin() as conn:
+                        await conn.execute(q.delete_unenqueued([s.row["id"] for s in fresh]))
         self._on_enqueued([s.row for s in fresh])
 
     def _message(self, row: dict[str, Any], delay_ms: int | None) -> dramatiq.Message[Any]:
@@ -285,28 +268,6 @@ class IntakeBatcher:
                 log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
 
 
-def _async_client(broker: dramatiq.Broker) -> AsyncRedis | None:
-    """An asyncio client for the Redis server of ``broker`` (plain TCP), or ``None``."""
-    if not isinstance(broker, SatworksRedisBroker):
-        return None
-    pool = broker.client.connection_pool
-    if pool.connection_class is not redis.Connection:  # TLS, unix socket: the executor path
-        return None
-    kwargs = pool.connection_kwargs
-    return AsyncRedis(
-        host=kwargs.get("host", "localhost"),
-        port=kwargs.get("port", 6379),
-        db=kwargs.get("db", 0),
-        username=kwargs.get("username"),
-        password=kwargs.get("password"),
-        socket_timeout=BROKER_TIMEOUT_S,  # a wedged broker answers 503, it does not hang the intake
-        socket_connect_timeout=BROKER_TIMEOUT_S,
-        # No silent resend: a call whose answer was lost may have run, and running it again would put
-        # every message of the batch in the queue twice. The batch fails (503, rows deleted) instead.
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 def _fail(subs: list[Submission], exc: BaseException) -> None:
     error = exc if isinstance(exc, Exception) else DependencyUnavailable("intake stopped")
     for sub in subs:
@@ -316,8 +277,7 @@ def _fail(subs: list[Submission], exc: BaseException) -> None:
 
 async def requeue_stranded(
     engine: AsyncEngine,
-    broker: dramatiq.Broker,
-    executor: Executor,
+    client: BrokerClient,
     *,
     older_than_s: float,
     default_max_age_ms: int,
@@ -337,14 +297,14 @@ async def requeue_stranded(
                 delay = max(0, int((r.scheduled_for - now).total_seconds() * 1000)) if r.scheduled_for else None
                 age = max_age_ms(r.type, default_max_age_ms)
                 items.append((job_message(r.id, r.type, r.queue, r.max_retries, delay_ms=delay, max_age_ms=age), delay))
-            await asyncio.get_running_loop().run_in_executor(executor, enqueue_many, broker, items)
+            await client.enqueue(items)
             await conn.execute(q.mark_enqueued([r.id for r in rows]))
     log.warning("requeued stranded jobs", extra={"action": "stranded_requeued", "count": len(rows)})
     return len(rows)
 
 
 async def requeue_stranded_payments(
-    engine: AsyncEngine, broker: dramatiq.Broker, executor: Executor, *, older_than_s: float, prefix: str
+    engine: AsyncEngine, client: BrokerClient, *, older_than_s: float, prefix: str
 ) -> int:
     """Re-send the address job of requests stuck in ``creating`` (it is idempotent: a compare-and-set)."""
     cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
@@ -353,6 +313,6 @@ async def requeue_stranded_payments(
             ids = [row.id for row in await conn.execute(payments_db.stranded_creating(cutoff, 500))]
     if ids:
         items: list[Delayed] = [(payment_message(CREATE_ADDRESS, (str(i),), prefix), None) for i in ids]
-        await asyncio.get_running_loop().run_in_executor(executor, enqueue_many, broker, items)
+        await client.enqueue(items)
         log.warning("requeued stranded payments", extra={"action": "stranded_payments", "count": len(ids)})
     return len(ids)

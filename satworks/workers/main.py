@@ -12,14 +12,15 @@ import dramatiq
 from prometheus_client import REGISTRY
 
 from satworks import logs
+from satworks.broker.build import build_broker
+from satworks.broker.messages import payment_message
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
-from satworks.jobs.payments import PaymentResources, payment_message
+from satworks.jobs.payments import PaymentResources
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
 from satworks.workers.actors import declare_actors, declare_internal_actors
-from satworks.workers.broker import build_broker
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.reaper import DeadWorkerReaper

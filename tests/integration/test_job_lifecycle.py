@@ -148,9 +148,7 @@ async def test_stranded_job_is_handed_to_the_broker_by_the_sweep(
             (job["id"],),
         )
     app = client.server.app
-    moved = await requeue_stranded(
-        app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60, default_max_age_ms=60_000
-    )
+    moved = await requeue_stranded(app[ctx.ENGINE], app[ctx.BROKER_CLIENT], older_than_s=60, default_max_age_ms=60_000)
     assert moved >= 1
     await wait_for_status(client, auth, job["id"], "succeeded")
     assert job_row(settings, job["id"])["enqueued"] == 1  # type: ignore[index]

@@ -187,7 +187,7 @@ async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, au
         )
     app = api.server.app
     moved = await requeue_stranded_payments(
-        app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60, prefix=settings.queue_prefix
+        app[ctx.ENGINE], app[ctx.BROKER_CLIENT], older_than_s=60, prefix=settings.queue_prefix
     )
     assert moved >= 1
     assert message_in_broker(settings, payment["id"])
