@@ -115,9 +115,9 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
             key = apps.create(conn, args.name, admin=args.admin, rate_limit_per_minute=args.rate_limit_per_minute)
             print(key if args.quiet else f"app {args.name!r} created; its API key (shown once):\n{key}")
         elif args.apps_command == "list":
-            for row in apps.listing(conn):
-                state = "revoked" if row["revoked_at"] else "active"
-                print(f"{row['name']}\t{','.join(row['scopes'])}\t{state}\t{row['created_at']:%Y-%m-%d %H:%M}")
+            for app in apps.listing(conn):
+                state = "revoked" if app.revoked_at else "active"
+                print(f"{app.name}\t{','.join(app.scopes)}\t{state}\t{app.created_at:%Y-%m-%d %H:%M}")
         else:
             apps.revoke(conn, args.name)
             print(f"app {args.name!r} revoked")

@@ -7,19 +7,17 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from satworks.broker.client import BrokerClient
 from satworks.broker.stats import QueueStats
 from satworks.http.auth import Authenticator
-from satworks.http.intake import IntakeBatcher
+from satworks.intake.resources import Intake
 from satworks.metrics.http import HttpMetrics
 from satworks.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 ENGINE = web.AppKey("engine", AsyncEngine)
-BROKER_CLIENT = web.AppKey("broker_client", BrokerClient)
+INTAKE = web.AppKey("intake", Intake)
 AUTH = web.AppKey("auth", Authenticator)
-BATCHER = web.AppKey("batcher", IntakeBatcher)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 QUEUE_STATS = web.AppKey("queue_stats", QueueStats)

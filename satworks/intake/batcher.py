@@ -1,10 +1,10 @@
-"""Group commit for the intake: concurrent ``POST /v1/jobs`` share one INSERT and one broker call.
+"""Group commit for job submissions: concurrent submissions share one INSERT and one broker call.
 
-A request's job is answered only after its row is committed and its message is in the broker. While
+A submission is answered only after its row is committed and its message is in the broker. While
 batches are being written the next one gathers, so batches grow with load and cost nothing idle.
 If the broker refuses a batch, its rows are deleted again and the callers get 503: nothing is left
-half-done. If the process dies between commit and enqueue, ``requeue_stranded`` hands the committed
-jobs to the broker later (their rows keep ``enqueued = 0`` until then).
+half-done. If the process dies between commit and enqueue, ``recovery.requeue_stranded_jobs`` hands
+the committed jobs to the broker later (their rows keep ``enqueued = 0`` until then).
 """
 
 from __future__ import annotations
@@ -12,35 +12,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-import dramatiq
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from satworks import clock
 from satworks.broker.client import BrokerClient
-from satworks.broker.messages import Delayed, job_message, payment_message
-from satworks.db import jobs as q
-from satworks.db import payments as payments_db
-from satworks.db.engine import db_errors
+from satworks.broker.messages import Delayed, job_message
+from satworks.db import jobs as jobs_db
+from satworks.db.jobs import JobRecord, NewJob
 from satworks.errors import Conflict, DependencyUnavailable
+from satworks.intake.idempotency import check_replay
 from satworks.jobs.catalog import max_age_ms
-from satworks.jobs.payments import CREATE_ADDRESS
 
 log = logging.getLogger(__name__)
 
 
-class Submission:
-    __slots__ = ("delay_ms", "future", "row")
+def job_item(job: NewJob | JobRecord, delay_ms: int | None, default_max_age_ms: int) -> Delayed:
+    """The job's message, with the age limit of its type, and its delay."""
+    age = max_age_ms(job.type, default_max_age_ms)
+    return job_message(job.id, job.type, job.queue, job.max_retries, delay_ms=delay_ms, max_age_ms=age), delay_ms
 
-    def __init__(self, row: dict[str, Any], delay_ms: int | None, loop: asyncio.AbstractEventLoop) -> None:
-        self.row = row
+
+class Submission:
+    __slots__ = ("delay_ms", "future", "job")
+
+    def __init__(self, job: NewJob, delay_ms: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.job = job
         self.delay_ms = delay_ms
-        self.future: asyncio.Future[tuple[dict[str, Any], bool]] = loop.create_future()
+        self.future: asyncio.Future[tuple[JobRecord, bool]] = loop.create_future()
 
 
 @dataclass
@@ -50,7 +51,7 @@ class _Written:
     fresh: list[Submission]  # inserted now: answered once their messages are in the broker
     inserted: dict[uuid.UUID, int]  # id -> seq of the fresh rows
     skipped: list[Submission]  # their key existed already: answered from the existing row
-    existing: dict[tuple[uuid.UUID, str], Any]
+    existing: dict[tuple[uuid.UUID, str], JobRecord]
     repeats: list[tuple[Submission, Submission]]  # same key twice in the batch: (repeat, first)
     earlier: list[_Written]  # batches still on their way to the broker when this one was inserted
     done: asyncio.Future[bool]  # True once the fresh rows' messages are in the broker, False if undone
@@ -74,8 +75,9 @@ class IntakeBatcher:
         *,
         batch_max: int,
         default_max_age_ms: int,
-        on_enqueued: Callable[[list[dict[str, Any]]], None],
+        on_enqueued: Callable[[Sequence[NewJob]], None] | None = None,
     ) -> None:
+        """``on_enqueued``: called with each batch's new jobs once the broker has their messages."""
         self._default_max_age_ms = default_max_age_ms
         self._engine = engine
         self._client = client
@@ -91,10 +93,10 @@ class IntakeBatcher:
         self._to_mark: list[uuid.UUID] = []
         self._marking: asyncio.Task[None] | None = None
 
-    async def submit(self, row: dict[str, Any], delay_ms: int | None) -> tuple[dict[str, Any], bool]:
-        """Record and enqueue one job; returns ``(row, replayed)``. ``replayed``: an earlier job with
+    async def submit(self, job: NewJob, delay_ms: int | None) -> tuple[JobRecord, bool]:
+        """Record and enqueue one job; returns ``(job, replayed)``. ``replayed``: an earlier job with
         the same idempotency key. Raises ``Conflict`` when that key came with a different body."""
-        submission = Submission(row, delay_ms, asyncio.get_running_loop())
+        submission = Submission(job, delay_ms, asyncio.get_running_loop())
         self._pending.append(submission)
         self._wakeup.set()
         return await submission.future
@@ -124,7 +126,7 @@ class IntakeBatcher:
                     written = await self._write(batch)
                 except BaseException as exc:
                     self._slots.release()
-                    if isinstance(exc, DataError | IntegrityError) and len(batch) > 1:
+                    if isinstance(exc, jobs_db.ROW_ERRORS) and len(batch) > 1:
                         # Something in one row: insert them one by one, so only that request fails.
                         self._isolated.extend(batch)
                         continue
@@ -144,9 +146,9 @@ class IntakeBatcher:
         unique: list[Submission] = []
         repeats: list[tuple[Submission, Submission]] = []
         for sub in batch:
-            key = sub.row["idempotency_key"]
+            key = sub.job.idempotency_key
             if key is not None:
-                ident = (sub.row["app_id"], key)
+                ident = (sub.job.app_id, key)
                 first = firsts.get(ident)
                 if first is not None:
                     repeats.append((sub, first))
@@ -154,21 +156,17 @@ class IntakeBatcher:
                 firsts[ident] = sub
             unique.append(sub)
 
-        existing: dict[tuple[uuid.UUID, str], Any] = {}
         # A batch that is not in flight now has its final rows: kept, or deleted before it left the list.
         earlier = list(self._flying)
-        with db_errors():
-            async with self._engine.begin() as conn:
-                result = await conn.exec_driver_sql(q.INSERT_BATCH, (q.rows_json([s.row for s in unique]),))
-                inserted: dict[uuid.UUID, int] = {row.id: row.seq for row in result}
-                skipped = [s for s in unique if s.row["id"] not in inserted] if len(inserted) < len(unique) else []
-                if skipped:
-                    pairs = [(s.row["app_id"], s.row["idempotency_key"]) for s in skipped]
-                    rows = await conn.execute(q.by_idempotency_keys(pairs))
-                    existing = {(r.app_id, r.idempotency_key): r for r in rows}
-        fresh = [s for s in unique if s.row["id"] in inserted] if skipped else unique
+        written = await jobs_db.insert_batch(self._engine, [s.job for s in unique])
+        inserted = written.inserted
+        if len(inserted) < len(unique):
+            fresh = [s for s in unique if s.job.id in inserted]
+            skipped = [s for s in unique if s.job.id not in inserted]
+        else:
+            fresh, skipped = unique, []
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        return _Written(fresh, inserted, skipped, existing, repeats, earlier, done)
+        return _Written(fresh, inserted, skipped, written.existing, repeats, earlier, done)
 
     async def _complete(self, written: _Written, batch: list[Submission]) -> None:
         """Hand the fresh rows to the broker, then answer every request of the batch."""
@@ -185,17 +183,18 @@ class IntakeBatcher:
             else:
                 written.done.set_result(True)
                 for sub in fresh:
-                    sub.future.set_result(({**sub.row, "seq": inserted[sub.row["id"]]}, False))
+                    sub.future.set_result((sub.job.stored(inserted[sub.job.id]), False))
                 if fresh:
-                    self._mark_enqueued_later([s.row["id"] for s in fresh])
+                    self._mark_enqueued_later([s.job.id for s in fresh])
             finally:
                 self._flying.remove(written)
             for sub in written.skipped:
-                row = written.existing.get((sub.row["app_id"], sub.row["idempotency_key"]))
+                key = sub.job.idempotency_key
+                job = written.existing.get((sub.job.app_id, key)) if key is not None else None
                 for other in written.earlier:  # the row may be another batch's, still on its way
-                    if row is not None and row.id in other.inserted and not await other.done:
-                        row = None  # that batch was rolled back
-                self._answer_replay(sub, row)
+                    if job is not None and job.id in other.inserted and not await other.done:
+                        job = None  # that batch was rolled back
+                self._answer_replay(sub, job)
             for sub, first in written.repeats:
                 if first.future.exception() is not None:
                     sub.future.set_exception(first.future.exception())  # type: ignore[arg-type]
@@ -212,23 +211,19 @@ class IntakeBatcher:
             written.earlier = []  # no chain of finished batches is kept alive
             self._slots.release()
 
-    def _answer_replay(self, sub: Submission, row: Any) -> None:
-        if row is None:  # the conflicting row vanished (its own batch was rolled back): try again
+    def _answer_replay(self, sub: Submission, job: JobRecord | None) -> None:
+        if job is None:  # the conflicting row vanished (its own batch was rolled back): try again
             sub.future.set_exception(DependencyUnavailable("concurrent request failed, retry"))
             return
-        data = dict(row._mapping) if hasattr(row, "_mapping") else row
-        if data["request_hash"] != sub.row["request_hash"]:
-            sub.future.set_exception(
-                Conflict(
-                    "idempotency key already used with a different request",
-                    details={"job_id": str(data["id"])},
-                )
-            )
+        try:
+            check_replay("job", job.id, job.request_hash, sub.job.request_hash)
+        except Conflict as exc:
+            sub.future.set_exception(exc)
         else:
-            sub.future.set_result((data, True))
+            sub.future.set_result((job, True))
 
     async def _enqueue(self, fresh: list[Submission]) -> None:
-        items: list[Delayed] = [(self._message(s.row, s.delay_ms), s.delay_ms) for s in fresh]
+        items = [job_item(s.job, s.delay_ms, self._default_max_age_ms) for s in fresh]
         enqueued = False
         try:
             await self._client.enqueue(items)  # BrokerUnavailable (503) when the broker refuses
@@ -236,14 +231,9 @@ class IntakeBatcher:
         finally:
             if not enqueued:  # undo the rows: nothing half-done is left
                 log.warning("broker refused a batch; rolling it back", extra={"action": "enqueue_failed"})
-                with db_errors():
-                    async with self._engine.begin() as conn:
-                        await conn.execute(q.delete_unenqueued([s.row["id"] for s in fresh]))
-        self._on_enqueued([s.row for s in fresh])
-
-    def _message(self, row: dict[str, Any], delay_ms: int | None) -> dramatiq.Message[Any]:
-        age = max_age_ms(row["type"], self._default_max_age_ms)
-        return job_message(row["id"], row["type"], row["queue"], row["max_retries"], delay_ms=delay_ms, max_age_ms=age)
+                await jobs_db.delete_unenqueued(self._engine, [s.job.id for s in fresh])
+        if self._on_enqueued is not None:
+            self._on_enqueued([s.job for s in fresh])
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -262,9 +252,8 @@ class IntakeBatcher:
         while self._to_mark:
             ids, self._to_mark = self._to_mark, []
             try:
-                async with self._engine.begin() as conn:
-                    await conn.exec_driver_sql(q.MARK_ENQUEUED, (q.uuid_array(ids),))
-            except Exception:  # requeue_stranded may enqueue them again (harmless)
+                await jobs_db.mark_enqueued(self._engine, ids)
+            except Exception:  # the task's boundary; the stranded sweep may enqueue them again (harmless)
                 log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
 
 
@@ -273,46 +262,3 @@ def _fail(subs: list[Submission], exc: BaseException) -> None:
     for sub in subs:
         if not sub.future.done():
             sub.future.set_exception(error)
-
-
-async def requeue_stranded(
-    engine: AsyncEngine,
-    client: BrokerClient,
-    *,
-    older_than_s: float,
-    default_max_age_ms: int,
-    limit: int = 500,
-) -> int:
-    """Hand committed-but-never-enqueued jobs to the broker. Safe in many processes (SKIP LOCKED);
-    a duplicate message is harmless because workers claim jobs with a conditional update."""
-    cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
-    with db_errors():
-        async with engine.begin() as conn:
-            rows = (await conn.execute(q.stranded(cutoff, limit))).all()
-            if not rows:
-                return 0
-            now = clock.utcnow()
-            items: list[Delayed] = []
-            for r in rows:
-                delay = max(0, int((r.scheduled_for - now).total_seconds() * 1000)) if r.scheduled_for else None
-                age = max_age_ms(r.type, default_max_age_ms)
-                items.append((job_message(r.id, r.type, r.queue, r.max_retries, delay_ms=delay, max_age_ms=age), delay))
-            await client.enqueue(items)
-            await conn.execute(q.mark_enqueued([r.id for r in rows]))
-    log.warning("requeued stranded jobs", extra={"action": "stranded_requeued", "count": len(rows)})
-    return len(rows)
-
-
-async def requeue_stranded_payments(
-    engine: AsyncEngine, client: BrokerClient, *, older_than_s: float, prefix: str
-) -> int:
-    """Re-send the address job of requests stuck in ``creating`` (it is idempotent: a compare-and-set)."""
-    cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
-    with db_errors():
-        async with engine.connect() as conn:
-            ids = [row.id for row in await conn.execute(payments_db.stranded_creating(cutoff, 500))]
-    if ids:
-        items: list[Delayed] = [(payment_message(CREATE_ADDRESS, (str(i),), prefix), None) for i in ids]
-        await client.enqueue(items)
-        log.warning("requeued stranded payments", extra={"action": "stranded_payments", "count": len(ids)})
-    return len(ids)
