@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         upgrade(settings.database_url)
         honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
         if honcho is None:
-            print("honcho is not installed", file=sys.stderr)
+            print("honcho is not installed: pip install 'satworks[up]'", file=sys.stderr)
             return 2
         os.execv(honcho, [honcho, "start", "-f", "Procfile"])  # noqa: S606 - replaces this process
     elif args.command == "web":

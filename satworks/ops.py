@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from satworks.broker.build import build_broker
-from satworks.broker.messages import payment_message
+from satworks.broker.client import payment_sender
 from satworks.db import apps as apps_db
 from satworks.db.engine import sync_engine
 from satworks.errors import ValidationFailed
@@ -45,12 +45,8 @@ def sweep_payments(settings: Settings) -> dict[str, int]:
     engine = sync_engine(settings.database_url, pool_size=1)
     broker = build_broker(settings)
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
-
-    def enqueue(actor: str, args: tuple[Any, ...], delay_ms: int | None) -> None:
-        broker.enqueue(payment_message(actor, args, settings.queue_prefix), delay=delay_ms)
-
     try:
-        return sweep(PaymentResources(settings, engine, rpc, enqueue))
+        return sweep(PaymentResources(settings, engine, rpc, payment_sender(broker, settings.queue_prefix)))
     finally:
         broker.close()
         engine.dispose()

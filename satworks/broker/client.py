@@ -4,8 +4,9 @@ other broker through an executor thread (its client is synchronous)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from typing import Any
 
 import dramatiq
 import redis
@@ -14,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from satworks.broker.errors import broker_errors
-from satworks.broker.messages import Delayed
+from satworks.broker.messages import Delayed, payment_message
 from satworks.broker.redis import SatworksRedisBroker
 
 BROKER_TIMEOUT_S = 10.0
@@ -57,6 +58,17 @@ def enqueue_many(broker: dramatiq.Broker, items: Sequence[Delayed]) -> None:
     else:
         for message, delay in items:
             broker.enqueue(message, delay=delay)
+
+
+def payment_sender(broker: dramatiq.Broker, prefix: str) -> Callable[[str, tuple[Any, ...], int | None], None]:
+    """``send(actor, args, delay_ms)`` of payment-actor messages from synchronous code (payment jobs,
+    the CLI's sweep); raises ``BrokerUnavailable``."""
+
+    def send(actor: str, args: tuple[Any, ...], delay_ms: int | None) -> None:
+        with broker_errors():
+            broker.enqueue(payment_message(actor, args, prefix), delay=delay_ms)
+
+    return send
 
 
 def _async_redis(broker: dramatiq.Broker) -> AsyncRedis | None:

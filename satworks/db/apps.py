@@ -21,8 +21,6 @@ from satworks.db.engine import db_errors
 from satworks.db.schema import apps
 from satworks.errors import Conflict, NotFound
 
-SCOPES = ("jobs", "admin")
-
 
 @dataclass(frozen=True)
 class AppKey:

@@ -16,6 +16,7 @@ from satworks.http import context as ctx
 from satworks.http.auth import Authenticator
 from satworks.http.errors import errors_middleware
 from satworks.http.middlewares import observe
+from satworks.http.openapi import openapi_document
 from satworks.http.ratelimit import WindowLimiter
 from satworks.http.routes import all_routes
 from satworks.intake.recovery import recover_forever
@@ -29,8 +30,10 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app[ctx.SETTINGS] = settings
     app[ctx.REGISTRY] = registry or CollectorRegistry()
     app[ctx.HTTP_METRICS] = HttpMetrics.create(app[ctx.REGISTRY])
-    for route in all_routes():
+    routes = all_routes()
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
+    app[ctx.OPENAPI] = openapi_document(routes)
     app.cleanup_ctx.append(_resources)
     return app
 

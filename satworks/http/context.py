@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -21,3 +23,4 @@ AUTH = web.AppKey("auth", Authenticator)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 QUEUE_STATS = web.AppKey("queue_stats", QueueStats)
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

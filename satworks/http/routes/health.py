@@ -11,7 +11,7 @@ from satworks.db.engine import ping
 from satworks.errors import DependencyUnavailable
 from satworks.http import context as ctx
 from satworks.http.requests import json_response
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import Health
 from satworks.payments.status import PaymentStatus
 

@@ -9,7 +9,7 @@ from satworks.errors import NotFound
 from satworks.http import context as ctx
 from satworks.http.pagination import decode_cursor, next_cursor
 from satworks.http.requests import accepted, idempotency_key, json_body, json_response, path_uuid, validate
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import JobIn, JobList, JobListQuery, JobOut
 
 

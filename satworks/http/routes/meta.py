@@ -8,14 +8,13 @@ from aiohttp import web
 
 from satworks.db import jobs as jobs_db
 from satworks.http import context as ctx
-from satworks.http.openapi import openapi_document
 from satworks.http.requests import json_response
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import QueueDepth, Stats
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(request.app[ctx.OPENAPI])
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from satworks import clock
 from satworks.errors import NotFound, Unauthorized, ValidationFailed
 from satworks.http import context as ctx
 from satworks.http.requests import json_response, parse_json, raw_body, validate
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import Accepted, WatcherEvent
 from satworks.signatures import HEADER, SignatureError, verify
 
