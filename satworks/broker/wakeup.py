@@ -162,7 +162,8 @@ class WakeupConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, waiting on its queue's wake list instead of sleeping when idle.
 
     ``__next__`` follows Dramatiq's own (checked by ``compat.WAKEUP_KNOWN``) except for the idle wait.
-    ``stats`` counts why waits ended and which kind of wake-up each successful fetch followed.
+    ``wakes`` counts why waits ended, ``fetched_after`` which wake-up each fetch that found messages
+    followed, and ``idle_since`` is when the current wait began (``None``: not waiting).
     """
 
     def __init__(self, broker: SatworksRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
@@ -171,6 +172,7 @@ class WakeupConsumer(_RedisConsumer):
         self.wake_key = wake_key(broker.namespace, queue_name)
         self.interrupt_key = f"{broker.namespace}:__wake__.{broker.broker_id}.{queue_name}"
         self.stopping = False
+        self.idle_since: float | None = None
         self.wakes: Counter[str] = Counter()
         self.fetched_after: Counter[str] = Counter()
         self._waiter = WakeWaiter(
@@ -253,7 +255,11 @@ class WakeupConsumer(_RedisConsumer):
                 deadline, why = due, DUE
         if self.stopping and now + STOPPING_TICK_S < deadline:
             deadline, why = now + STOPPING_TICK_S, TICK
-        got = self._waiter.wait(max(0.0, deadline - now))
+        self.idle_since = now
+        try:
+            got = self._waiter.wait(max(0.0, deadline - now))
+        finally:
+            self.idle_since = None
         if got == INTERRUPT:
             self.stopping = True
         self._woken_by = got or why
