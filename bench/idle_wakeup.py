@@ -12,10 +12,11 @@ process of 8 threads on all three queues:
                   before a change), so before and after are measured in one run
   raw/rabbitmq, satworks/rabbitmq   the same on RabbitMQ, when it is reachable
 
-After the idle samples, ``--hot-samples`` more with 50 ms between them show the same path when the
-worker is not idle. Then, for each Redis system, the Redis commands each worker process sends per idle second, read
-with MONITOR over ``--idle-window-s`` after a quiet spell (top-level commands, and with the
-commands run inside scripts). Prints a table and ratios; exits 1 only on errors or wrong counts.
+After the idle samples, ``--hot-samples`` more, each sent 50 ms after the previous ones started, show
+the same path back to back (for Dramatiq's polling consumer that is still partly backed off). Then,
+for each Redis system, the Redis commands each worker process sends per idle second, read with
+MONITOR over ``--idle-window-s`` after a quiet spell (top-level commands, and with the commands run
+inside scripts). Prints a table and ratios; exits 1 only on errors or wrong counts.
 
     .venv/bin/python bench/idle_wakeup.py [--quick] [--private-redis] [--baseline-src DIR] [--json F]
 
@@ -259,7 +260,7 @@ def measure(run: Run, result: SystemResult, send: Callable[[str], Callable[[], f
     idle, hot = result.stats(), result.stats(hot=True)
     log(
         f"{result.name}: idle p50 {idle['p50']:.1f} ms, p99 {idle['p99']:.1f} ms over {idle['n']:.0f} samples; "
-        f"hot p50 {hot.get('p50', 0):.1f} ms"
+        f"back to back p50 {hot.get('p50', 0):.1f} ms"
     )
 
 
@@ -447,7 +448,7 @@ def report(results: list[SystemResult]) -> str:
                     f"{s['p99']:>9.1f}{s['max']:>9.1f}"
                 )
     lines.append("")
-    lines.append(f"hot (jobs {HOT_QUIET_S * 1000:.0f} ms apart, all queues): the same path with the worker not idle")
+    lines.append(f"back to back (sent {HOT_QUIET_S * 1000:.0f} ms after the previous ones started, all queues):")
     for result in results:
         s = result.stats(hot=True)
         if s:
