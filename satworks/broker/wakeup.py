@@ -262,6 +262,8 @@ class WakeupConsumer(_RedisConsumer):
             self.idle_since = None
         if got == INTERRUPT:
             self.stopping = True
+        elif got is None and why == DUE:  # one wake-up per eta, even if the message stays held
+            heapq.heappop(self._eta_heap)
         self._woken_by = got or why
         self.wakes[self._woken_by] += 1
 

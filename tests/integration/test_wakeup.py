@@ -256,6 +256,19 @@ def test_shutdown_interrupts_an_idle_wait(broker: SatworksRedisBroker) -> None:
     consumer.close()
 
 
+def test_a_delay_consumer_wakes_once_at_a_held_eta_and_then_waits_again(broker: SatworksRedisBroker) -> None:
+    broker.enqueue_many([(message(), 200)])  # the intake's delayed job, sent before the consumer starts
+    consumer = consume(broker, queue=QUEUE + ".DQ")
+    # The message (its first fetch); its token, now stale; its eta; then a wait that only the interrupt ends.
+    pulling = Pulling(consumer, calls=4)
+    wait_until(lambda: consumer.wakes[DUE] == 1 and consumer.idle_since is not None, what="the wait after the eta")
+    broker.interrupt_consumers()  # nobody moves the message here, which must not make the consumer spin
+    held, *rest = pulling.join()
+    assert held.options["eta"] > 0 and rest == [None, None, None]
+    assert consumer.wakes == {TOKEN: 1, DUE: 1, INTERRUPT: 1}
+    consumer.close()
+
+
 def test_without_the_known_consumer_internals_consumers_are_dramatiqs_own(
     broker: SatworksRedisBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
