@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -108,10 +109,10 @@ class Processes:
         self.log_dir = log_dir
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[bytes]:
         with open(self.log_dir / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.running[name] = proc
         return proc
@@ -199,6 +200,7 @@ def idle_commands(redis_url: str, pgid: int, window_s: float) -> dict[str, float
     top = inner = 0
     pending_inner = 0
     pids: set[int] = set()
+    names: Counter[str] = Counter()
     with client.monitor() as monitor:  # type: ignore[no-untyped-call]
         ports = group_ports(pgid)  # after MONITOR is on: connections made before the window count
         deadline = time.monotonic() + window_s
@@ -219,6 +221,7 @@ def idle_commands(redis_url: str, pgid: int, window_s: float) -> dict[str, float
                 top += 1
                 inner += pending_inner
                 pids.add(pid)
+                names[text[text.find("]") + 1 :].split('"')[1].lower()] += 1
             pending_inner = 0
     client.close()
     processes = max(1, len(pids))
@@ -226,6 +229,7 @@ def idle_commands(redis_url: str, pgid: int, window_s: float) -> dict[str, float
         "processes": processes,
         "top_level_per_s": top / window_s / processes,
         "with_script_commands_per_s": (top + inner) / window_s / processes,
+        **{f"{name}_per_s": count / window_s / processes for name, count in sorted(names.items())},
     }
 
 
@@ -258,10 +262,11 @@ def measure(run: Run, result: SystemResult, send: Callable[[str], Callable[[], f
                 lag = poll(read, deadline_s=60, what=f"{result.name} sample {i} on {queue}", every_s=0.01)
                 lags[queue].append(lag * 1000)
     idle, hot = result.stats(), result.stats(hot=True)
-    log(
-        f"{result.name}: idle p50 {idle['p50']:.1f} ms, p99 {idle['p99']:.1f} ms over {idle['n']:.0f} samples; "
-        f"back to back p50 {hot.get('p50', 0):.1f} ms"
-    )
+    if idle:
+        log(
+            f"{result.name}: idle p50 {idle['p50']:.1f} ms, p99 {idle['p99']:.1f} ms over {idle['n']:.0f} samples; "
+            f"back to back p50 {hot.get('p50', 0):.1f} ms"
+        )
 
 
 def run_raw(run: Run, broker_url: str, label: str, *, satworks_broker: bool = False) -> None:
@@ -325,18 +330,21 @@ def run_satworks(run: Run, broker_url: str | None, label: str, src: Path | None 
     )
     if broker_url:
         env["SATWORKS_BROKER_URL"] = broker_url
-    if src is not None:  # the other tree's package shadows this one in every satworks process
+    cwd = ROOT
+    if src is not None:  # the other tree's package shadows this one (the editable install) in every process
         env["PYTHONPATH"] = str(src)
+        cwd = src  # the dramatiq CLI puts its working directory first on sys.path
+        check_source(src, env)
     satworks = str(BIN / "satworks")
     for argv in ([satworks, "migrate"], [satworks, "apps", "create", f"wakeup-{prefix}", "--quiet"]):
-        done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise BenchError(f"{' '.join(argv[1:])} failed:\n{done.stdout}\n{done.stderr}")
     token = done.stdout.strip().splitlines()[-1]
     name = f"satworks_{label}{'_baseline' if src else ''}"
-    run.procs.start(name + "_web", [satworks, "web"], env)
+    run.procs.start(name + "_web", [satworks, "web"], env, cwd)
     worker = run.procs.start(
-        name, [satworks, "worker", "--queues", ",".join(QUEUES), "--processes", "1", "--threads", "8"], env
+        name, [satworks, "worker", "--queues", ",".join(QUEUES), "--processes", "1", "--threads", "8"], env, cwd
     )
     base = f"http://127.0.0.1:{http_port}"
     result = SystemResult(f"{'baseline' if src else 'satworks'}/{label}")
@@ -383,6 +391,17 @@ def run_satworks(run: Run, broker_url: str | None, label: str, src: Path | None 
             rabbit.close()
         delete_keys(run.redis_url, f"satworks:{prefix}*", f"satworks:__acks__.*.{prefix}*")
     run.results.append(result)
+
+
+def check_source(src: Path, env: dict[str, str]) -> None:
+    """Refuse a baseline whose processes would import this tree's satworks instead of ``src``'s."""
+    for argv in (
+        [sys.executable, "-c", "import satworks; print(satworks.__file__)"],  # as ``satworks web`` does
+        [sys.executable, "-c", "import sys; sys.path.insert(0, '.'); import satworks; print(satworks.__file__)"],
+    ):
+        done = subprocess.run(argv, env=env, cwd=src, capture_output=True, text=True, timeout=60)
+        if not done.stdout.strip().startswith(str(src)):
+            raise BenchError(f"the baseline imports {done.stdout.strip() or done.stderr.strip()}, not {src}")
 
 
 def _ok(url: str) -> bool:
@@ -457,6 +476,8 @@ def report(results: list[SystemResult]) -> str:
     lines.append(f"targets: idle wake-up p50 < {TARGET_P50_MS:.0f} ms, p99 < {TARGET_P99_MS:.0f} ms (every queue)")
     for result in results:
         worst = [result.stats(q) for q in QUEUES]
+        if not all(worst):
+            continue
         met = all(s["p50"] < TARGET_P50_MS and s["p99"] < TARGET_P99_MS for s in worst)
         lines.append(f"  {result.name:<20} {'met' if met else 'NOT met'}")
     by_name = {r.name: r for r in results}
@@ -469,7 +490,7 @@ def report(results: list[SystemResult]) -> str:
         ("satworks/redis", "baseline/redis"),
         ("satworks/rabbitmq", "raw/rabbitmq"),
     ):
-        if a in by_name and b in by_name:
+        if a in by_name and b in by_name and by_name[a].stats() and by_name[b].stats():
             sa, sb = by_name[a].stats(), by_name[b].stats()
             lines.append(f"  {a} / {b}: {sa['p50'] / sb['p50']:.2f}, {sa['p99'] / sb['p99']:.2f}")
     lines.append("idle Redis commands per second per worker process (top-level; with commands inside scripts):")
@@ -477,7 +498,13 @@ def report(results: list[SystemResult]) -> str:
         if result.idle:
             lines.append(
                 f"  {result.name:<20} {result.idle['top_level_per_s']:6.2f}; "
-                f"{result.idle['with_script_commands_per_s']:6.2f}  ({result.idle['processes']:.0f} process)"
+                f"{result.idle['with_script_commands_per_s']:6.2f}  ({result.idle['processes']:.0f} process; "
+                + ", ".join(
+                    f"{k.removesuffix('_per_s')} {v:.2f}"
+                    for k, v in result.idle.items()
+                    if k[0].islower() and k.endswith("_per_s") and not k.startswith(("top_", "with_"))
+                )
+                + ")"
             )
     return "\n".join(lines)
 
