@@ -12,7 +12,8 @@ in ``BLPOP`` on that list, on a connection of its own:
   without a token, by plain Dramatiq or dead-worker recovery, are found at the old speed);
 - a consumer holding delayed messages (``.DQ``) wakes at the earliest eta by a local timer, and the
   due message's enqueue on its queue wakes a consumer there;
-- the ``BLPOP`` stays armed across waits (re-sent every ``REARM_S``): waiting costs no commands.
+- the ``BLPOP`` stays armed across waits (re-sent every ``REARM_S``): waiting costs no commands; a
+  consumer that gets busy ends it (``CLIENT UNBLOCK``), so tokens only go to consumers that wait.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import contextlib
 import heapq
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -92,7 +93,8 @@ class WakeWaiter:
     """One consumer's ``BLPOP`` on its wake list and its interrupt key, armed on a connection of its own.
 
     The ``BLPOP`` is sent once and read when the socket is readable; a wait that reaches its own
-    deadline leaves it armed for the next. Redis errors are redis-py's.
+    deadline leaves it armed for the next, until ``disarm`` ends it (``CLIENT UNBLOCK``, so a token it
+    took is returned, never lost). Redis errors are redis-py's.
     """
 
     def __init__(self, pool: redis.ConnectionPool, wake: str, interrupt: str, *, stale_after_s: float) -> None:
@@ -101,37 +103,45 @@ class WakeWaiter:
         self._interrupt = interrupt.encode()
         self._stale_after_s = stale_after_s
         self._conn: Any = None
+        self._client_id: int | None = None  # the connection's id on the server, for CLIENT UNBLOCK
         self._armed_at: float | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._armed_at is not None
 
     def wait(self, timeout_s: float) -> str | None:
         """``TOKEN`` or ``INTERRUPT`` when one arrives within ``timeout_s``, else ``None``."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            now = time.monotonic()
-            if self._armed_at is not None and now - self._armed_at > self._stale_after_s:
-                self._drop()  # no answer long past the BLPOP's own timeout: a dead connection
-            if self._armed_at is None:
-                self._arm(now)
-            if not self._conn.can_read(timeout=max(0.0, deadline - now)):
-                return None
-            got = self._read()
-            if got is not None or time.monotonic() >= deadline:
-                return got
-            # The BLPOP timed out on the server: arm it again for the rest of this wait.
+        with self._connection_lost():
+            while True:
+                now = time.monotonic()
+                if self._armed_at is not None and now - self._armed_at > self._stale_after_s:
+                    self._drop()  # no answer long past the BLPOP's own timeout: a dead connection
+                if self._armed_at is None:
+                    self._arm(now)
+                if not self._conn.can_read(timeout=max(0.0, deadline - now)):
+                    return None
+                got = self._read()
+                if got is not None or time.monotonic() >= deadline:
+                    return got
+                # The BLPOP timed out on the server: arm it again for the rest of this wait.
 
-    def poll(self) -> str | None:
-        """What the armed ``BLPOP`` brought so far, without waiting."""
-        if self._armed_at is None or not self._conn.can_read(timeout=0):
+    def disarm(self, client: redis.Redis) -> str | None:
+        """End the armed ``BLPOP`` through ``client``; returns what it had taken, if anything."""
+        if self._armed_at is None or self._client_id is None:
             return None
-        return self._read()
+        with self._connection_lost():
+            client.client_unblock(self._client_id)  # answers at once: nil, or the token it already took
+            return self._read()
 
-    def close(self) -> str | None:
+    def close(self, client: redis.Redis) -> str | None:
         """Give the connection back; returns what the armed ``BLPOP`` had already taken (to pass on)."""
         if self._conn is None:
             return None
         got = None
         with contextlib.suppress(redis.ConnectionError):  # gone, and with it the BLPOP: nothing taken
-            got = self.poll()
+            got = self.disarm(client)
         self._drop()
         self._pool.release(self._conn)
         self._conn = None
@@ -140,14 +150,15 @@ class WakeWaiter:
     def _arm(self, now: float) -> None:
         if self._conn is None:
             self._conn = self._pool.get_connection()
+        if self._client_id is None:
+            self._conn.send_command("CLIENT", "ID")
+            self._client_id = int(self._conn.read_response())
         self._conn.send_command("BLPOP", *self._keys, REARM_S)
         self._armed_at = now
 
     def _read(self) -> str | None:
-        try:
-            reply = self._conn.read_response()
-        finally:
-            self._armed_at = None
+        reply = self._conn.read_response()
+        self._armed_at = None
         if reply is None:
             return None
         return INTERRUPT if reply[0] == self._interrupt else TOKEN
@@ -155,7 +166,15 @@ class WakeWaiter:
     def _drop(self) -> None:
         if self._armed_at is not None:
             self._conn.disconnect()  # the server forgets a blocked client that goes away
-            self._armed_at = None
+            self._armed_at = self._client_id = None
+
+    @contextlib.contextmanager
+    def _connection_lost(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.ConnectionError:  # redis-py has closed the connection: its BLPOP and id are gone
+            self._armed_at = self._client_id = None
+            raise
 
 
 class WakeupConsumer(_RedisConsumer):
@@ -208,6 +227,7 @@ class WakeupConsumer(_RedisConsumer):
                     self.message_cache = self.broker.do_fetch(self.queue_name, room)
                     if self.message_cache:
                         self.fetched_after[woken_by or "start"] += 1
+                        self._disarm()  # busy now: a token should go to a consumer that waits
                         continue
                     if woken_by == TOKEN:  # another consumer took the message
                         self.broker.trim_wake_tokens(self.queue_name)
@@ -233,7 +253,7 @@ class WakeupConsumer(_RedisConsumer):
 
     def close(self) -> None:
         try:
-            if self._waiter.close() == TOKEN:  # taken for a message this consumer will not fetch
+            if self._waiter.close(self.broker.client) == TOKEN:  # taken for a message this consumer won't fetch
                 self.broker.wake(self.queue_name, 1)
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
@@ -268,12 +288,20 @@ class WakeupConsumer(_RedisConsumer):
         self.wakes[self._woken_by] += 1
 
     def _wait_busy(self) -> None:
-        """Prefetch is full: Dramatiq's back-off. A token the armed BLPOP took meanwhile goes back."""
-        if self._waiter.poll() == TOKEN:
-            self.broker.wake(self.queue_name, 1)
+        """Prefetch is full: Dramatiq's back-off, with no BLPOP armed."""
+        self._disarm()
         self._woken_by = None  # fetch as soon as there is room
         self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
         time.sleep(backoff_ms / 1000)
+
+    def _disarm(self) -> None:
+        """End a BLPOP left armed by the last wait, handing on a token it took (another consumer's)."""
+        if self._waiter.armed:
+            got = self._waiter.disarm(self.broker.client)
+            if got == TOKEN:
+                self.broker.wake(self.queue_name, 1)
+            elif got == INTERRUPT:
+                self.stopping = True
 
     def _hold(self, message: dramatiq.Message[Any]) -> None:
         eta = message.options.get("eta")

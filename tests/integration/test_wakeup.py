@@ -164,7 +164,7 @@ def test_an_armed_wait_left_at_its_deadline_still_receives_the_next_token(broker
     assert waiter.wait(0.01) is None  # armed, nothing came
     broker.wake(QUEUE, 1)
     assert waiter.wait(30) == TOKEN
-    assert waiter.close() is None
+    assert waiter.close(broker.client) is None
 
 
 def test_one_message_wakes_one_of_several_idle_consumers(make_broker: Callable[..., SatworksRedisBroker]) -> None:
@@ -186,6 +186,31 @@ def test_one_message_wakes_one_of_several_idle_consumers(make_broker: Callable[.
     assert first.wakes == second.wakes == {TOKEN: 1}
     first.close()
     second.close()
+
+
+def test_a_consumer_that_gets_busy_ends_its_armed_wait_so_the_next_token_wakes_one_that_waits(
+    make_broker: Callable[..., SatworksRedisBroker], namespace: str
+) -> None:
+    busy, idle = consume(make_broker(), timeout_ms=200), consume(make_broker())
+    pulling_busy = Pulling(busy, calls=50)
+    wait_until(lambda: busy.idle_since is not None, what="the first consumer waiting")  # armed first
+    pulling_idle = Pulling(idle)
+    pulling_idle.wait_idle()
+    plain = RedisBroker(url=REDIS_URL, namespace=namespace)  # type: ignore[no-untyped-call]
+    tokenless = plain.enqueue(message())  # found by the first consumer's periodic fetch, armed BLPOP and all
+    wait_until(lambda: busy.fetched_after[IDLE] == 1, what="the periodic fetch")
+
+    sent = make_broker().enqueue(message())
+
+    woken, received = pulling_idle.join()
+    assert woken is None and received.message_id == sent.message_id
+    assert idle.wakes == {TOKEN: 1}
+    busy.broker.interrupt_consumers()
+    assert [m.message_id for m in pulling_busy.join() if m is not None] == [tokenless.message_id]
+    assert busy.wakes[TOKEN] == 0
+    plain.close()
+    busy.close()
+    idle.close()
 
 
 def test_tokens_are_one_per_message_and_bounded(broker: SatworksRedisBroker) -> None:
