@@ -336,6 +336,7 @@ def run_satworks(run: Run, broker_url: str | None, label: str, src: Path | None 
         cwd = src  # the dramatiq CLI puts its working directory first on sys.path
         check_source(src, env)
     satworks = str(BIN / "satworks")
+    recreate_database()  # each system migrates its own: a baseline tree may carry other migrations
     for argv in ([satworks, "migrate"], [satworks, "apps", "create", f"wakeup-{prefix}", "--quiet"]):
         done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
