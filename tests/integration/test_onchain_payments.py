@@ -101,18 +101,20 @@ async def test_reorg_that_removes_a_confirmed_payment_makes_it_invalid(stack: Pa
 
 async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(stack: PaymentStack) -> None:
     await stack.fund()
-    payment = await stack.created(amount_sat=10_000, expires_in=4)
+    # Enough time to pay and mine before expiry even on a loaded machine: paying late would rightly expire it.
+    payment = await stack.created(amount_sat=10_000, expires_in=15)
     await stack.pay(payment["address"], 10_000)
     await stack.mine()
-    stack.node_warming_up(4 + 3)  # every RPC answers -28 until well after expires_at
     expires_at = datetime.fromisoformat(payment["expires_at"]).timestamp()
+    assert time.time() < expires_at, "the payment must be made in time for this test to mean anything"
+    stack.node_warming_up(expires_at - time.time() + 3)  # every RPC answers -28 until well after expires_at
 
     async def past_expiry_without_expiring() -> bool:
         assert (await stack.get(payment["id"]))["status"] != "expired"
         return time.time() > expires_at + 2
 
-    await eventually(past_expiry_without_expiring, timeout_s=15, what="time to pass expiry while the node is down")
-    settled = await stack.wait_for(payment["id"], "settled", timeout_s=30)
+    await eventually(past_expiry_without_expiring, timeout_s=30, what="time to pass expiry while the node is down")
+    settled = await stack.wait_for(payment["id"], "settled", timeout_s=45)
     assert settled["received_sat"] == 10_000
 
 
