@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         upgrade(settings.database_url)
         honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or shutil.which("honcho")
         if honcho is None:
-            print("honcho is not installed", file=sys.stderr)
+            print("honcho is not installed: pip install 'satworks[up]'", file=sys.stderr)
             return 2
         os.execv(honcho, [honcho, "start", "-f", "Procfile"])  # noqa: S606 - replaces this process
     elif args.command == "web":
@@ -115,9 +115,9 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
             key = apps.create(conn, args.name, admin=args.admin, rate_limit_per_minute=args.rate_limit_per_minute)
             print(key if args.quiet else f"app {args.name!r} created; its API key (shown once):\n{key}")
         elif args.apps_command == "list":
-            for row in apps.listing(conn):
-                state = "revoked" if row["revoked_at"] else "active"
-                print(f"{row['name']}\t{','.join(row['scopes'])}\t{state}\t{row['created_at']:%Y-%m-%d %H:%M}")
+            for app in apps.listing(conn):
+                state = "revoked" if app.revoked_at else "active"
+                print(f"{app.name}\t{','.join(app.scopes)}\t{state}\t{app.created_at:%Y-%m-%d %H:%M}")
         else:
             apps.revoke(conn, args.name)
             print(f"app {args.name!r} revoked")

@@ -3,7 +3,8 @@
 SatworksError
 ├── TransientError          retried with backoff by the worker
 │   ├── DependencyUnavailable   Postgres, Redis or the broker cannot be reached
-│   └── NodeUnavailable         a Bitcoin / Lightning node cannot be asked (later issues)
+│   │   └── BrokerUnavailable       the broker (Redis or RabbitMQ) refused or dropped a command
+│   └── NodeUnavailable         a Bitcoin / Lightning node cannot be asked
 ├── PermanentError          fails the job at once, never retried
 │   ├── InvalidPayload
 │   └── ChaosFailure            a canary asked to fail for good
@@ -33,6 +34,10 @@ class TransientError(SatworksError):
 
 class DependencyUnavailable(TransientError):
     code = "dependency_unavailable"
+
+
+class BrokerUnavailable(DependencyUnavailable):
+    """Raised by ``satworks.broker.errors.broker_errors``; answered 503 with ``{"dependency": "broker"}``."""
 
 
 class NodeUnavailable(TransientError):

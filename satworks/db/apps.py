@@ -11,15 +11,15 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks.db.engine import db_errors
 from satworks.db.schema import apps
 from satworks.errors import Conflict, NotFound
-
-SCOPES = ("jobs", "admin")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,23 @@ class AppKey:
     name: str
     scopes: frozenset[str]
     rate_limit_per_minute: int | None
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An active app's key as stored: its app, and the hash its secret must match."""
+
+    key: AppKey
+    key_hash: str
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    name: str
+    scopes: list[str]
+    rate_limit_per_minute: int | None
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def hash_secret(secret: str) -> str:
@@ -45,10 +62,29 @@ def verify(secret: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), key_hash)
 
 
-def by_key_id(key_id: str) -> Select[tuple[uuid.UUID, str, str, list[str], int | None]]:
-    return select(apps.c.id, apps.c.name, apps.c.key_hash, apps.c.scopes, apps.c.rate_limit_per_minute).where(
+async def key_by_id(engine: AsyncEngine, key_id: str) -> StoredKey | None:
+    """The active (not revoked) key with this id, or ``None``."""
+    query = select(apps.c.id, apps.c.name, apps.c.key_hash, apps.c.scopes, apps.c.rate_limit_per_minute).where(
         apps.c.key_id == key_id, apps.c.revoked_at.is_(None)
     )
+    with db_errors():
+        async with engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return StoredKey(AppKey(row.id, row.name, frozenset(row.scopes), row.rate_limit_per_minute), row.key_hash)
+
+
+async def active_id(engine: AsyncEngine, name: str) -> uuid.UUID:
+    """The id of the active app named ``name``; raises ``NotFound``."""
+    with db_errors():
+        async with engine.connect() as conn:
+            app_id = (
+                await conn.execute(select(apps.c.id).where(apps.c.name == name, apps.c.revoked_at.is_(None)))
+            ).scalar()
+    if not isinstance(app_id, uuid.UUID):
+        raise NotFound(f"no active app named {name!r}")
+    return app_id
 
 
 def create(conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: int | None) -> str:
@@ -79,10 +115,10 @@ def revoke(conn: Connection, name: str) -> None:
         raise NotFound(f"no active app named {name!r}")
 
 
-def listing(conn: Connection) -> list[dict[str, Any]]:
+def listing(conn: Connection) -> list[AppInfo]:
     rows = conn.execute(
         select(apps.c.name, apps.c.scopes, apps.c.rate_limit_per_minute, apps.c.created_at, apps.c.revoked_at).order_by(
             apps.c.created_at
         )
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [AppInfo(*row) for row in rows]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from satworks.errors import DependencyUnavailable
@@ -31,3 +31,12 @@ def db_errors() -> Iterator[None]:
         if exc.connection_invalidated:
             raise DependencyUnavailable("database unavailable", details={"dependency": "postgres"}) from exc
         raise
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise ``DependencyUnavailable`` unless the database answers."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (OSError, SQLAlchemyError) as exc:
+        raise DependencyUnavailable("database unavailable", details={"dependency": "postgres"}) from exc

@@ -1,46 +1,120 @@
-"""Statements over the job store. Every state move is a conditional UPDATE, so a second run is a no-op.
+"""The job store: typed records, static SQL for the batch paths, and the queries of the API.
 
-The hot paths (the intake's batch INSERT, the workers' claims and outcomes) are static SQL run with
-``exec_driver_sql``: one statement per batch whatever its size, so neither SQLAlchemy nor psycopg
-compiles or parses anything per batch, and a batch's rows travel as one JSON document
-(``jsonb_to_recordset``), which costs a few microseconds per row to build instead of per-value
-adaptation.
+Every state move is a conditional UPDATE, so a second run is a no-op. The hot paths (the intake's
+batch INSERT, the workers' claims and outcomes) are static SQL run with ``exec_driver_sql``: one
+statement per batch whatever its size, so neither SQLAlchemy nor psycopg compiles or parses anything
+per batch, and a batch's rows travel as one JSON document (``jsonb_to_recordset``), which costs a few
+microseconds per row to build instead of per-value adaptation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.sql.dml import ReturningInsert
+import orjson
+from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib encoder gives the same JSON
-    orjson = None  # type: ignore[assignment]
-
+from satworks.db.engine import db_errors
+from satworks.db.pages import Page, page_of
 from satworks.db.schema import jobs
+from satworks.errors import Conflict, NotFound
+from satworks.jobs.base import Priority
 from satworks.jobs.status import FINISHED, WAITING, JobStatus, sql_list
 
 _RUNNING = f"'{JobStatus.RUNNING.value}'"
 _CLAIMABLE = sql_list((*WAITING, JobStatus.RUNNING))
 _FINISHED = sql_list(FINISHED)
 
-DOCUMENT_COLUMNS = [c for c in jobs.c if c.name not in ("request_hash", "enqueued", "app_id", "crashes")]
+ROW_ERRORS = (DataError, IntegrityError)
+"""What a batch INSERT raises when one of its rows is refused (the batch is then written row by row)."""
 
 
-def insert_many() -> ReturningInsert[Any]:
-    """INSERT for a batch of rows; rows whose idempotency key exists already are skipped, not returned."""
-    return (
-        insert(jobs)
-        .on_conflict_do_nothing(index_elements=[jobs.c.app_id, jobs.c.idempotency_key])
-        .returning(jobs.c.id, jobs.c.seq)
-    )
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A stored job as the API shows it (plus its owner, request hash and listing position)."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    type: str
+    queue: str
+    priority: Priority
+    status: JobStatus
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    attempts: int
+    max_retries: int
+    idempotency_key: str | None
+    request_hash: str
+    created_at: datetime
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_retry_at: datetime | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be inserted: exactly the columns ``INSERT_BATCH`` reads."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    type: str
+    queue: str
+    priority: Priority
+    status: JobStatus
+    payload: dict[str, Any]
+    max_retries: int
+    idempotency_key: str | None
+    request_hash: str
+    created_at: datetime
+    scheduled_for: datetime | None
+
+    def stored(self, seq: int) -> JobRecord:
+        """The record of this job once inserted as ``seq`` (the other columns keep their defaults)."""
+        return JobRecord(
+            self.id,
+            self.app_id,
+            self.type,
+            self.queue,
+            self.priority,
+            self.status,
+            self.payload,
+            None,
+            None,
+            None,
+            0,
+            self.max_retries,
+            self.idempotency_key,
+            self.request_hash,
+            self.created_at,
+            self.scheduled_for,
+            None,
+            None,
+            None,
+            seq,
+        )
+
+
+_RECORD_COLUMNS = [jobs.c[f.name] for f in dataclasses.fields(JobRecord)]
+
+
+def _record(row: Any) -> JobRecord:
+    """A record from a row of ``_RECORD_COLUMNS``."""
+    values = list(row)
+    values[5] = JobStatus(values[5])
+    return JobRecord(*values)
 
 
 # --- static SQL for batches (run with ``exec_driver_sql``, psycopg's ``%s`` placeholders) -------------------
@@ -99,21 +173,22 @@ FINISH_AND_CLAIM = "WITH finished AS (" + FINISH_BATCH + ") " + CLAIM_BATCH
 whose outcomes and claims concern different jobs; the claimed rows come back."""
 
 
-def rows_json(rows: Sequence[dict[str, Any]]) -> str:
-    """A JSON array of row objects (UUIDs as strings, datetimes in RFC 3339 with their offset)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(rows).decode()
-        except TypeError:  # e.g. an integer beyond 64 bits in a payload: the stdlib encoder takes any
-            pass
-    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+def rows_json(rows: Sequence[Any]) -> str:
+    """A JSON array of row objects, dicts or dataclasses (UUIDs as strings, datetimes in RFC 3339 with
+    their offset)."""
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits in a payload: the stdlib encoder takes any
+        return json.dumps(rows, default=_json_default, separators=(",", ":"))
 
 
-def _json_default(value: Any) -> str:
+def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
@@ -122,56 +197,134 @@ def uuid_array(ids: Sequence[uuid.UUID]) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def by_idempotency_keys(pairs: Sequence[tuple[uuid.UUID, str]]) -> Select[Any]:
-    return select(*DOCUMENT_COLUMNS, jobs.c.app_id, jobs.c.request_hash).where(
-        tuple_(jobs.c.app_id, jobs.c.idempotency_key).in_(pairs)
-    )
+# --- the intake (async engine) -------------------------------------------------------------------------
 
 
-def mark_enqueued(ids: Sequence[uuid.UUID]) -> Update:
-    return update(jobs).where(jobs.c.id.in_(ids)).values(enqueued=1)
+@dataclass(frozen=True)
+class WrittenBatch:
+    inserted: dict[uuid.UUID, int]
+    """id -> seq of the jobs inserted now."""
+    existing: dict[tuple[uuid.UUID, str], JobRecord]
+    """(app id, idempotency key) -> the stored job, for the jobs skipped because their key existed."""
 
 
-def delete_unenqueued(ids: Sequence[uuid.UUID]) -> Any:
+async def insert_batch(engine: AsyncEngine, batch: Sequence[NewJob]) -> WrittenBatch:
+    """INSERT the batch in one statement and commit; read the jobs whose keys existed already.
+
+    Raises ``DependencyUnavailable`` when the database cannot be reached, one of ``ROW_ERRORS`` when a
+    row is refused (nothing of the batch is written then)."""
+    with db_errors():
+        async with engine.begin() as conn:
+            result = await conn.exec_driver_sql(INSERT_BATCH, (rows_json(batch),))
+            inserted: dict[uuid.UUID, int] = {row.id: row.seq for row in result}
+            if len(inserted) == len(batch):
+                return WrittenBatch(inserted, {})
+            pairs = [(j.app_id, j.idempotency_key) for j in batch if j.id not in inserted and j.idempotency_key]
+            rows = await conn.execute(
+                select(*_RECORD_COLUMNS).where(tuple_(jobs.c.app_id, jobs.c.idempotency_key).in_(pairs))
+            )
+            existing = {(r.app_id, r.idempotency_key): _record(r) for r in rows}
+    return WrittenBatch(inserted, existing)
+
+
+async def mark_enqueued(engine: AsyncEngine, ids: Sequence[uuid.UUID]) -> None:
+    """Bookkeeping after the broker took the jobs' messages (the stranded sweep skips them then)."""
+    with db_errors():
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(MARK_ENQUEUED, (uuid_array(ids),))
+
+
+async def delete_unenqueued(engine: AsyncEngine, ids: Sequence[uuid.UUID]) -> None:
     """Undo a batch whose messages never reached the broker, so nothing half-done is left behind."""
-    return jobs.delete().where(jobs.c.id.in_(ids), jobs.c.enqueued == 0, jobs.c.status.in_(WAITING))
+    with db_errors():
+        async with engine.begin() as conn:
+            await conn.execute(
+                jobs.delete().where(jobs.c.id.in_(ids), jobs.c.enqueued == 0, jobs.c.status.in_(WAITING))
+            )
 
 
-def stranded(older_than: datetime, limit: int) -> Select[Any]:
-    """Jobs committed but never handed to the broker (the intake died between the two)."""
-    return (
-        select(jobs.c.id, jobs.c.type, jobs.c.queue, jobs.c.scheduled_for, jobs.c.max_retries)
-        .where(jobs.c.enqueued == 0, jobs.c.created_at < older_than, jobs.c.status.in_(WAITING))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+@asynccontextmanager
+async def stranded(engine: AsyncEngine, older_than: datetime, limit: int) -> AsyncIterator[list[JobRecord]]:
+    """Jobs committed but never handed to the broker (the intake died between the two), locked for
+    the block (``SKIP LOCKED``: safe in many processes); marked enqueued when the block succeeds."""
+    with db_errors():
+        async with engine.begin() as conn:
+            query = (
+                select(*_RECORD_COLUMNS)
+                .where(jobs.c.enqueued == 0, jobs.c.created_at < older_than, jobs.c.status.in_(WAITING))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            found = [_record(r) for r in await conn.execute(query)]
+            yield found
+            if found:
+                await conn.execute(update(jobs).where(jobs.c.id.in_([j.id for j in found])).values(enqueued=1))
 
 
-def get(app_id: uuid.UUID, job_id: uuid.UUID) -> Select[Any]:
-    return select(*DOCUMENT_COLUMNS).where(jobs.c.id == job_id, jobs.c.app_id == app_id)
+# --- the API (async engine) ----------------------------------------------------------------------------
 
 
-def listing(
-    app_id: uuid.UUID, *, status: str | None, job_type: str | None, before_seq: int | None, limit: int
-) -> Select[Any]:
-    query = select(*DOCUMENT_COLUMNS).where(jobs.c.app_id == app_id)
+async def get(engine: AsyncEngine, app_id: uuid.UUID, job_id: uuid.UUID) -> JobRecord | None:
+    with db_errors():
+        async with engine.connect() as conn:
+            row = (await conn.execute(_of_app(app_id).where(jobs.c.id == job_id))).first()
+    return _record(row) if row is not None else None
+
+
+async def listing(
+    engine: AsyncEngine,
+    app_id: uuid.UUID,
+    *,
+    status: JobStatus | None,
+    job_type: str | None,
+    before_seq: int | None,
+    limit: int,
+) -> Page[JobRecord]:
+    """The app's jobs, newest first, filtered by status and type."""
+    query = _of_app(app_id)
     if status is not None:
         query = query.where(jobs.c.status == status)
     if job_type is not None:
         query = query.where(jobs.c.type == job_type)
     if before_seq is not None:
         query = query.where(jobs.c.seq < before_seq)
-    return query.order_by(jobs.c.seq.desc()).limit(limit)
+    with db_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(jobs.c.seq.desc()).limit(limit + 1))).all()
+    return page_of([_record(r) for r in rows], limit, lambda job: job.seq)
 
 
-def cancel(app_id: uuid.UUID, job_id: uuid.UUID) -> Update:
-    return (
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.app_id == app_id, jobs.c.status.in_(WAITING))
-        .values(status=JobStatus.CANCELLED, finished_at=func.now(), next_retry_at=None)
-        .returning(*DOCUMENT_COLUMNS)
-    )
+async def cancel(engine: AsyncEngine, app_id: uuid.UUID, job_id: uuid.UUID) -> JobRecord:
+    """Cancel a job that has not started. Raises ``NotFound``, or ``Conflict`` once it runs or has finished."""
+    with db_errors():
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.app_id == app_id, jobs.c.status.in_(WAITING))
+                    .values(status=JobStatus.CANCELLED, finished_at=func.now(), next_retry_at=None)
+                    .returning(*_RECORD_COLUMNS)
+                )
+            ).first()
+            if row is not None:
+                return _record(row)
+            status = (
+                await conn.execute(select(jobs.c.status).where(jobs.c.id == job_id, jobs.c.app_id == app_id))
+            ).scalar()
+    if status is None:
+        raise NotFound("no such job")
+    raise Conflict(f"a {status} job cannot be cancelled", details={"status": status})
 
 
-def counts_by_status_and_type() -> Select[Any]:
-    return select(jobs.c.status, jobs.c.type, func.count()).group_by(jobs.c.status, jobs.c.type)
+async def counts_by_status_and_type(engine: AsyncEngine) -> list[tuple[str, str, int]]:
+    """``(status, type, count)`` over every job."""
+    with db_errors():
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(jobs.c.status, jobs.c.type, func.count()).group_by(jobs.c.status, jobs.c.type)
+            )
+            return [(status, job_type, count) for status, job_type, count in rows]
+
+
+def _of_app(app_id: uuid.UUID) -> Select[Any]:
+    return select(*_RECORD_COLUMNS).where(jobs.c.app_id == app_id)

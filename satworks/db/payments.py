@@ -1,28 +1,25 @@
-"""Statements and guarded state moves for payment requests.
+"""Payment records, and the guarded state moves the payment jobs make (sync engine).
 
-A check locks the request row (``SELECT … FOR UPDATE``), merges what the node said with the stored
+The intake's side (creating and reading requests) is ``db.payment_requests``. A check locks the
+request row (``SELECT … FOR UPDATE``), merges what the node said with the stored
 receipts, evaluates, and writes the new state, its audit row and its app event in one transaction,
 so two checks at once serialise and a repeated check is a no-op.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from satworks.db.schema import (
-    app_events,
-    chain_cursors,
-    payment_audit,
-    payment_requests,
-    payment_txs,
-    webhook_receipts,
-)
+from satworks.db.schema import app_events, chain_cursors, payment_audit, payment_requests, payment_txs
 from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate
 from satworks.payments.status import (
     CLOSED,
@@ -34,88 +31,81 @@ from satworks.payments.status import (
     check_transition,
 )
 
-DOCUMENT_COLUMNS = [
-    c for c in payment_requests.c if c.name not in ("app_id", "request_hash", "checked_at", "checks", "seq")
-]
 SWEEP_LOCK = 0x5A7_0001  # pg advisory lock id: one sweep at a time
 
 
-# --- intake (async engine) ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A stored payment request (every column of ``payment_requests``)."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    method: str
+    status: PaymentStatus
+    exception_status: ExceptionStatus | None
+    status_reason: str | None
+    amount_sat: int
+    received_sat: int
+    required_confirmations: int
+    confirmations: int
+    tolerance_pct: Decimal
+    monitoring_s: int
+    address: str | None
+    address_supplied: bool
+    memo: str | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    request_hash: str
+    created_at: datetime
+    expires_at: datetime
+    settled_at: datetime | None
+    checked_at: datetime | None
+    checks: int
+    seq: int
 
 
-def insert_request() -> Any:
-    return (
-        pg_insert(payment_requests)
-        .on_conflict_do_nothing(index_elements=[payment_requests.c.app_id, payment_requests.c.idempotency_key])
-        .returning(*DOCUMENT_COLUMNS)
-    )
+@dataclass(frozen=True, slots=True)
+class StoredTx:
+    """One output paying a request, as last read from the node (a row of ``payment_txs``)."""
+
+    txid: str
+    vout: int
+    payment_id: uuid.UUID
+    amount_sat: int
+    state: TxState
+    confirmations: int
+    block_hash: str | None
+    block_height: int | None
+    replaceable: bool
+    received_at: datetime
+    updated_at: datetime
 
 
-def by_idempotency_key(app_id: uuid.UUID, key: str) -> Select[Any]:
-    return select(*DOCUMENT_COLUMNS, payment_requests.c.request_hash).where(
-        payment_requests.c.app_id == app_id, payment_requests.c.idempotency_key == key
-    )
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A request's address that a sweep looks at."""
+
+    id: uuid.UUID
+    address: str
 
 
-def delete_unstarted(payment_id: uuid.UUID) -> Any:
-    """Undo a request whose first message never reached the broker (nothing was checked yet)."""
-    return payment_requests.delete().where(
-        payment_requests.c.id == payment_id,
-        payment_requests.c.checks == 0,
-        payment_requests.c.checked_at.is_(None),
-    )
+RECORD_COLUMNS = [payment_requests.c[f.name] for f in dataclasses.fields(PaymentRecord)]
+_TX_COLUMNS = [payment_txs.c[f.name] for f in dataclasses.fields(StoredTx)]
 
 
-def stranded_creating(older_than: datetime, limit: int) -> Select[Any]:
-    """Requests still waiting for an address long after creation (their first message was lost)."""
-    return (
-        select(payment_requests.c.id)
-        .where(payment_requests.c.status == PaymentStatus.CREATING, payment_requests.c.created_at < older_than)
-        .limit(limit)
-    )
+def payment_record(row: Any) -> PaymentRecord:
+    """A record from a row of ``RECORD_COLUMNS``."""
+    values = row._asdict()
+    values["status"] = PaymentStatus(values["status"])
+    if values["exception_status"] is not None:
+        values["exception_status"] = ExceptionStatus(values["exception_status"])
+    return PaymentRecord(**values)
 
 
-def get(app_id: uuid.UUID, payment_id: uuid.UUID) -> Select[Any]:
-    return select(*DOCUMENT_COLUMNS).where(payment_requests.c.id == payment_id, payment_requests.c.app_id == app_id)
-
-
-def txids_of(payment_ids: Sequence[uuid.UUID]) -> Select[Any]:
-    return (
-        select(payment_txs.c.payment_id, payment_txs.c.txid)
-        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state != TxState.REMOVED)
-        .order_by(payment_txs.c.received_at)
-    )
-
-
-def listing(app_id: uuid.UUID, *, status: str | None, before_seq: int | None, limit: int) -> Select[Any]:
-    query = select(*DOCUMENT_COLUMNS, payment_requests.c.seq).where(payment_requests.c.app_id == app_id)
-    if status is not None:
-        query = query.where(payment_requests.c.status == status)
-    if before_seq is not None:
-        query = query.where(payment_requests.c.seq < before_seq)
-    return query.order_by(payment_requests.c.seq.desc()).limit(limit)
-
-
-def counts_by_status() -> Select[Any]:
-    return select(payment_requests.c.status, func.count()).group_by(payment_requests.c.status)
-
-
-def exists(payment_id: uuid.UUID) -> Select[Any]:
-    return select(payment_requests.c.id).where(payment_requests.c.id == payment_id)
-
-
-def record_webhook(source: str, event_id: str) -> Any:
-    """Insert a receipt; no row returned means the event id was seen before (a replay)."""
-    return (
-        pg_insert(webhook_receipts)
-        .values(source=source, event_id=event_id)
-        .on_conflict_do_nothing()
-        .returning(webhook_receipts.c.event_id)
-    )
-
-
-def forget_webhook(source: str, event_id: str) -> Any:
-    return webhook_receipts.delete().where(webhook_receipts.c.source == source, webhook_receipts.c.event_id == event_id)
+def _stored_tx(row: Any) -> StoredTx:
+    values = row._asdict()
+    values["state"] = TxState(values["state"])
+    return StoredTx(**values)
 
 
 # --- workers (sync engine) ----------------------------------------------------------------------------
@@ -156,21 +146,21 @@ def claim_check(conn: Connection, payment_id: uuid.UUID, seq: int) -> bool:
     return bool(done.rowcount)
 
 
-def load(conn: Connection, payment_id: uuid.UUID) -> Any:
-    return conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id)).first()
+def load(conn: Connection, payment_id: uuid.UUID) -> PaymentRecord | None:
+    row = conn.execute(select(*RECORD_COLUMNS).where(payment_requests.c.id == payment_id)).first()
+    return payment_record(row) if row is not None else None
 
 
-def monitored(conn: Connection, now: datetime) -> list[Any]:
+def monitored(conn: Connection, now: datetime) -> list[Watched]:
     """Requests a sweep must look at: open ones, and closed ones inside their monitoring window."""
     window_end = payment_requests.c.expires_at + func.make_interval(0, 0, 0, 0, 0, 0, payment_requests.c.monitoring_s)
-    return list(
-        conn.execute(
-            select(payment_requests.c.id, payment_requests.c.address).where(
-                payment_requests.c.address.is_not(None),
-                (payment_requests.c.status.in_((PaymentStatus.NEW, PaymentStatus.PROCESSING))) | (window_end >= now),
-            )
+    rows = conn.execute(
+        select(payment_requests.c.id, payment_requests.c.address).where(
+            payment_requests.c.address.is_not(None),
+            (payment_requests.c.status.in_((PaymentStatus.NEW, PaymentStatus.PROCESSING))) | (window_end >= now),
         )
     )
+    return [Watched(*row) for row in rows]
 
 
 def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
@@ -199,8 +189,9 @@ def by_addresses(conn: Connection, addresses: Iterable[str]) -> dict[str, uuid.U
     return {row.address: row.id for row in rows}
 
 
-def stored_txs(conn: Connection, payment_ids: Sequence[uuid.UUID]) -> list[Any]:
-    return list(conn.execute(select(payment_txs).where(payment_txs.c.payment_id.in_(payment_ids))))
+def stored_txs(conn: Connection, payment_ids: Sequence[uuid.UUID]) -> list[StoredTx]:
+    rows = conn.execute(select(*_TX_COLUMNS).where(payment_txs.c.payment_id.in_(payment_ids)))
+    return [_stored_tx(row) for row in rows]
 
 
 def cursor(conn: Connection, node: str) -> str | None:

@@ -1,1 +1,2 @@
-"""The aiohttp intake: validates, records, enqueues. It never calls slow external systems."""
+"""The HTTP API (aiohttp): parsing, authentication, status codes. Submitting work is ``satworks.intake``,
+queries are ``satworks.db``; nothing here calls slow external systems."""

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db import apps as apps_db
 from satworks.db.apps import AppKey
-from satworks.db.engine import db_errors
 from satworks.errors import Forbidden, RateLimited, Unauthorized
 from satworks.http.ratelimit import WINDOW_S, WindowLimiter
 
@@ -80,14 +79,11 @@ class Authenticator:
         return cached.key
 
     async def _load(self, key_id: str) -> _Cached | None:
-        with db_errors():
-            async with self._engine.connect() as conn:
-                row = (await conn.execute(apps_db.by_key_id(key_id))).first()
-        if row is None:
+        stored = await apps_db.key_by_id(self._engine, key_id)
+        if stored is None:
             self._cache.pop(key_id, None)
             return None
-        key = AppKey(row.id, row.name, frozenset(row.scopes), row.rate_limit_per_minute)
-        cached = _Cached(key, row.key_hash, time.monotonic() + self._ttl)
+        cached = _Cached(stored.key, stored.key_hash, time.monotonic() + self._ttl)
         self._cache[key_id] = cached
         return cached
 

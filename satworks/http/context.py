@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import dramatiq
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks.broker.stats import QueueStats
 from satworks.http.auth import Authenticator
-from satworks.http.intake import IntakeBatcher
+from satworks.intake.resources import Intake
 from satworks.metrics.http import HttpMetrics
-from satworks.metrics.queues import QueueStats
 from satworks.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 ENGINE = web.AppKey("engine", AsyncEngine)
-BROKER = web.AppKey("broker", dramatiq.Broker)
-EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+INTAKE = web.AppKey("intake", Intake)
 AUTH = web.AppKey("auth", Authenticator)
-BATCHER = web.AppKey("batcher", IntakeBatcher)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 QUEUE_STATS = web.AppKey("queue_stats", QueueStats)
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from satworks import __version__
+from satworks.http.route import Route
 from satworks.http.schemas import ErrorOut
 
 REF = "#/components/schemas/{model}"
@@ -27,11 +29,13 @@ _REASONS = {
 }
 
 
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    from satworks.http.routes import all_routes
+def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
+    """The document describing ``routes``; ``create_app`` builds it once per route table."""
+    return _document(tuple(routes))
 
-    routes = all_routes()
+
+@functools.cache  # built once per process: generating every model's JSON schema takes tens of ms
+def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
     for route in routes:
         models.update(m for m in (route.body, route.response) if m is not None)

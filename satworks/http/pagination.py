@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
+from satworks.db.pages import Page
 from satworks.errors import ValidationFailed
-
-R = TypeVar("R", bound=Any)
 
 
 def encode_cursor(seq: int) -> str:
@@ -25,7 +23,6 @@ def decode_cursor(cursor: str) -> int:
         raise ValidationFailed("invalid cursor", details=[{"loc": ["cursor"]}]) from exc
 
 
-def split_page(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None]:
-    """Rows fetched with ``limit + 1``: the page, and the cursor of the next one (None at the end)."""
-    page = rows[:limit]
-    return page, encode_cursor(page[-1].seq) if len(rows) > limit else None
+def next_cursor(page: Page[Any]) -> str | None:
+    """The cursor of the page after ``page``; ``None`` at the end."""
+    return encode_cursor(page.next_before) if page.next_before is not None else None

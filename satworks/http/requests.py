@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from satworks.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from satworks.http.errors import validation_details
+from satworks.intake import idempotency
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,3 +58,17 @@ def json_response(model: BaseModel, *, status: int = 200, headers: dict[str, str
     # The serializer's bytes are the body as they are (a str body would go through aiohttp's payload registry).
     body = model.__pydantic_serializer__.to_json(model)
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def idempotency_key(request: web.Request, body_key: str | None) -> str | None:
+    """The request's idempotency key, from the ``Idempotency-Key`` header and the body (the rule:
+    ``satworks.intake.idempotency``)."""
+    return idempotency.resolve(request.headers.get(idempotency.HEADER), body_key)
+
+
+def accepted(document: BaseModel, location: str, *, replayed: bool) -> web.Response:
+    """202 for something created (or replayed: ``Idempotent-Replayed: true``), with its ``Location``."""
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(document, status=202, headers=headers)

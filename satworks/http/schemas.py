@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from satworks.db.jobs import JobRecord
+from satworks.db.payments import PaymentRecord
 from satworks.jobs.request import JobIn
 from satworks.jobs.status import JobStatus
 from satworks.payments.status import ExceptionStatus, PaymentStatus
@@ -36,6 +38,30 @@ class PaymentOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     settled_at: datetime | None
+
+    @classmethod
+    def from_record(cls, payment: PaymentRecord, txids: list[str]) -> PaymentOut:
+        return cls(
+            id=payment.id,
+            method=payment.method,
+            status=payment.status,
+            exception_status=payment.exception_status,
+            status_reason=payment.status_reason,
+            amount_sat=payment.amount_sat,
+            received_sat=payment.received_sat,
+            required_confirmations=payment.required_confirmations,
+            confirmations=payment.confirmations,
+            payment_tolerance=payment.tolerance_pct,
+            monitoring_s=payment.monitoring_s,
+            address=payment.address,
+            txids=txids,
+            memo=payment.memo,
+            metadata=payment.metadata,
+            idempotency_key=payment.idempotency_key,
+            created_at=payment.created_at,
+            expires_at=payment.expires_at,
+            settled_at=payment.settled_at,
+        )
 
 
 class PaymentList(BaseModel):
@@ -88,6 +114,29 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     next_retry_at: datetime | None
 
+    @classmethod
+    def from_record(cls, job: JobRecord, *, queue_prefix: str) -> JobOut:
+        """The job's document; its queue without the deployment's prefix."""
+        error = ErrorInfo(type=job.error_type, message=job.error_message or "") if job.error_type else None
+        return cls(
+            id=job.id,
+            type=job.type,
+            status=job.status,
+            priority=job.priority,
+            queue=job.queue.removeprefix(queue_prefix),
+            attempts=job.attempts,
+            max_retries=job.max_retries,
+            payload=job.payload,
+            result=job.result,
+            error=error,
+            idempotency_key=job.idempotency_key,
+            created_at=job.created_at,
+            scheduled_for=job.scheduled_for,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            next_retry_at=job.next_retry_at,
+        )
+
 
 class JobList(BaseModel):
     items: list[JobOut]
@@ -128,49 +177,3 @@ class Stats(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
-
-
-def job_document(row: Any, *, queue_prefix: str) -> JobOut:
-    error = ErrorInfo(type=row.error_type, message=row.error_message or "") if row.error_type else None
-    return JobOut(
-        id=row.id,
-        type=row.type,
-        status=row.status,
-        priority=row.priority,
-        queue=row.queue.removeprefix(queue_prefix),
-        attempts=row.attempts,
-        max_retries=row.max_retries,
-        payload=row.payload,
-        result=row.result,
-        error=error,
-        idempotency_key=row.idempotency_key,
-        created_at=row.created_at,
-        scheduled_for=row.scheduled_for,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        next_retry_at=row.next_retry_at,
-    )
-
-
-def payment_document(row: Any, txids: list[str]) -> PaymentOut:
-    return PaymentOut(
-        id=row.id,
-        method=row.method,
-        status=row.status,
-        exception_status=row.exception_status,
-        status_reason=row.status_reason,
-        amount_sat=row.amount_sat,
-        received_sat=row.received_sat,
-        required_confirmations=row.required_confirmations,
-        confirmations=row.confirmations,
-        payment_tolerance=row.tolerance_pct,
-        monitoring_s=row.monitoring_s,
-        address=row.address,
-        txids=txids,
-        memo=row.memo,
-        metadata=row.metadata,
-        idempotency_key=row.idempotency_key,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        settled_at=row.settled_at,
-    )

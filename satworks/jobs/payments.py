@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import dramatiq
 from sqlalchemy import Engine
 
 from satworks import clock
@@ -42,10 +41,6 @@ class PaymentResources:
     engine: Engine
     rpc: BitcoinRpc
     enqueue: Callable[[str, tuple[Any, ...], int | None], None]
-
-
-def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:
-    return dramatiq.Message(queue_name=prefix + "critical", actor_name=actor, args=args, kwargs={}, options={})
 
 
 def next_check_delay_ms(settings: Settings, checks: int, expires_at: datetime, now: datetime) -> int:

@@ -1,6 +1,6 @@
-"""Turning a validated job request into the row that is stored and the delay it is enqueued with.
+"""Turning a validated job request into the job that is stored and the delay it is enqueued with.
 
-Shared by the HTTP intake and ``satworks enqueue`` so both accept exactly the same jobs.
+Used by ``satworks.intake.jobs.JobIntake``, the one way jobs are submitted (HTTP, CLI, scheduler).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from satworks import clock
+from satworks.db.jobs import NewJob
 from satworks.errors import ValidationFailed
+from satworks.intake import idempotency
 from satworks.jobs.base import queue_name
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.request import MAX_DELAY_S, JobIn
@@ -33,8 +35,10 @@ def validation_details(exc: ValidationError, *, prefix: tuple[str | int, ...] = 
 
 def job_row(
     spec: JobIn, *, app_id: uuid.UUID, idempotency_key: str | None, queue_prefix: str
-) -> tuple[dict[str, Any], int | None]:
-    """``(row, delay_ms)``; raises ``ValidationFailed`` for an unknown type, a bad payload or a far run_at."""
+) -> tuple[NewJob, int | None]:
+    """``(job, delay_ms)``: the job to insert and the delay to enqueue it with.
+
+    Raises ``ValidationFailed`` for an unknown type, a bad payload, a far ``run_at`` or U+0000."""
     job_type = JOB_TYPES.get(spec.type)
     if job_type is None:
         raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": sorted(JOB_TYPES)})
@@ -58,27 +62,20 @@ def job_row(
     # failed INSERT for every request that shares its batch.
     if "u0000" in canonical and _NUL_ESCAPE.search(canonical):
         raise ValidationFailed("the payload must not contain U+0000", details=[{"loc": ["payload"]}])
-    if idempotency_key is not None and "\x00" in idempotency_key:
-        raise ValidationFailed("the idempotency key must not contain U+0000", details=[{"loc": ["idempotency_key"]}])
-    row = {
-        "id": uuid.uuid4(),
-        "app_id": app_id,
-        "type": job_type.name,
-        "priority": priority,
-        "queue": queue_name(priority, queue_prefix),
-        "status": JobStatus.SCHEDULED if delay_ms > 0 else JobStatus.QUEUED,
-        "payload": stored,
-        "max_retries": max_retries,
-        "idempotency_key": idempotency_key,
-        "request_hash": hashlib.sha256(canonical.encode()).hexdigest(),
-        "created_at": now,
-        "scheduled_for": scheduled_for if delay_ms > 0 else None,
-        "attempts": 0,
-        "result": None,
-        "error_type": None,
-        "error_message": None,
-        "started_at": None,
-        "finished_at": None,
-        "next_retry_at": None,
-    }
-    return row, (delay_ms if delay_ms > 0 else None)
+    if idempotency_key is not None:
+        idempotency.check(idempotency_key)
+    job = NewJob(
+        id=uuid.uuid4(),
+        app_id=app_id,
+        type=job_type.name,
+        queue=queue_name(priority, queue_prefix),
+        priority=priority,
+        status=JobStatus.SCHEDULED if delay_ms > 0 else JobStatus.QUEUED,
+        payload=stored,
+        max_retries=max_retries,
+        idempotency_key=idempotency_key,
+        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+        created_at=now,
+        scheduled_for=scheduled_for if delay_ms > 0 else None,
+    )
+    return job, (delay_ms if delay_ms > 0 else None)

@@ -1,4 +1,5 @@
-"""Job metrics, written by worker processes (multiprocess mode) and by the intake (enqueued)."""
+"""Job metrics, written by worker processes (multiprocess mode). The intake counts what it enqueues
+itself (``HttpMetrics.enqueued``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 @dataclass(frozen=True)
 class JobMetrics:
-    enqueued: Counter
     started: Counter
     succeeded: Counter
     failed: Counter
@@ -26,7 +26,6 @@ class JobMetrics:
             return Counter(f"satworks_jobs_{name}", doc, LABELS, registry=registry)
 
         return cls(
-            enqueued=counter("enqueued", "Jobs accepted by the intake and handed to the broker."),
             started=counter("started", "Job runs started by a worker."),
             succeeded=counter("succeeded", "Job runs that succeeded."),
             failed=counter("failed", "Jobs failed for good by a permanent error."),

@@ -1,1 +1,1 @@
-"""scheduler: filled in by later capabilities."""
+"""The scheduler (recurring work, one active leader): not built yet; it will submit through ``satworks.intake``."""

@@ -6,20 +6,19 @@ middleware, sets it as Dramatiq's global and declares the actors.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 from prometheus_client import REGISTRY
 
 from satworks import logs
+from satworks.broker.build import build_broker
+from satworks.broker.client import payment_sender
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
-from satworks.jobs.payments import PaymentResources, payment_message
+from satworks.jobs.payments import PaymentResources
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
 from satworks.workers.actors import declare_actors, declare_internal_actors
-from satworks.workers.broker import build_broker
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.reaper import DeadWorkerReaper
@@ -43,10 +42,7 @@ def build(settings: Settings) -> dramatiq.Broker:
     )
     dramatiq.set_broker(broker)
     declare_actors(broker, JOB_TYPES, tracking, settings)
-
-    def enqueue(actor: str, args: tuple[Any, ...], delay_ms: int | None) -> None:
-        broker.enqueue(payment_message(actor, args, settings.queue_prefix), delay=delay_ms)
-
+    enqueue = payment_sender(broker, settings.queue_prefix)
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
     payments_engine = sync_engine(settings.database_url, pool_size=4)
     declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))

@@ -15,7 +15,9 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from satworks.workers.broker import SatworksRedisBroker
+from satworks.broker.errors import broker_errors
+from satworks.broker.redis import SatworksRedisBroker
+from satworks.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,15 @@ class DeadWorkerReaper(Middleware):
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        if isinstance(broker, SatworksRedisBroker):
-            threading.Thread(target=self._loop, args=(broker,), name="satworks-reaper", daemon=True).start()
+        if not isinstance(broker, SatworksRedisBroker):
+            return
+        if not broker.can_recover:
+            log.error(
+                "dead-worker recovery is off: this Dramatiq's Redis dispatch script is not the known one",
+                extra={"action": "reaper_off"},
+            )
+            return
+        threading.Thread(target=self._loop, args=(broker,), name="satworks-reaper", daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.set()
@@ -35,7 +44,8 @@ class DeadWorkerReaper(Middleware):
     def _loop(self, broker: SatworksRedisBroker) -> None:
         while not self._stop.is_set():
             try:
-                broker.recover_dead_workers()
-            except Exception:  # the thread's boundary: Redis may be down; try again next interval
+                with broker_errors():
+                    broker.recover_dead_workers()
+            except BrokerUnavailable:  # Redis may be down; try again next interval
                 log.warning("dead-worker recovery failed", extra={"action": "reaper_failed"}, exc_info=True)
             self._stop.wait(self.interval_s)

@@ -77,8 +77,9 @@ sw_ensure_venv() {
   stamp=$SW_VENV/.satworks-install-stamp
   want=$(cat "$SW_ROOT/pyproject.toml" <("$SW_VENV/bin/python" -V 2>&1) | sha256sum | cut -d' ' -f1)
   if [[ $(cat "$stamp" 2>/dev/null) != "$want" || ! -x $SW_VENV/bin/satworks ]]; then
-    sw_log "pip install -e '.[dev]' (pyproject.toml changed or first run)"
-    "$SW_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "${SW_ROOT}[dev]"
+    # dev: tests and linters; up: honcho, which runs the Procfile (./scripts/up).
+    sw_log "pip install -e '.[dev,up]' (pyproject.toml changed or first run)"
+    "$SW_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "${SW_ROOT}[dev,up]"
     echo "$want" >"$stamp"
   else
     sw_log "venv: up to date ($SW_VENV)"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
+
+import pytest
 
 from tests.integration.jobs_helpers import post_job
 from tests.support import scalar
@@ -98,3 +101,46 @@ async def test_listing_filters_by_status_and_type(client: Any, auth: Any) -> Non
     assert bad.status == 422
     bad_cursor = await client.get("/v1/jobs", params={"cursor": "!!"}, headers=auth)
     assert bad_cursor.status == 422
+
+
+# The Idempotency-Key rule is one rule: the same checks and answers on every endpoint that creates.
+CREATES = [
+    pytest.param("/v1/jobs", {"type": "canary", "delay_seconds": 600}, {"payload": {"note": "b"}}, "job", id="jobs"),
+    pytest.param(
+        "/v1/payments", {"method": "onchain", "amount_sat": 1_000}, {"amount_sat": 2_000}, "payment", id="payments"
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "change", "kind"), CREATES)
+async def test_idempotency_key_means_the_same_on_every_endpoint(
+    client: Any, auth: Any, path: str, body: dict[str, Any], change: dict[str, Any], kind: str
+) -> None:
+    key = f"key-{kind}-{uuid.uuid4().hex[:8]}"
+    first = await client.post(path, json=body, headers={**auth, "Idempotency-Key": key})
+    assert first.status == 202
+    created = await first.json()
+    assert created["idempotency_key"] == key
+    assert "Idempotent-Replayed" not in first.headers
+
+    # The same key in the body, same request: a replay of the first, 2xx.
+    again = await client.post(path, json={**body, "idempotency_key": key}, headers=auth)
+    assert (again.status, again.headers.get("Idempotent-Replayed")) == (202, "true")
+    assert (await again.json())["id"] == created["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+
+    # The same key, another request: 409 naming what the key made.
+    conflict = await client.post(path, json={**body, **change}, headers={**auth, "Idempotency-Key": key})
+    assert conflict.status == 409
+    assert (await conflict.json())["error"]["details"] == {f"{kind}_id": created["id"]}
+
+    # Header and body must agree; a key is 1 to 255 characters without U+0000.
+    differ = await client.post(
+        path, json={**body, "idempotency_key": "other"}, headers={**auth, "Idempotency-Key": key}
+    )
+    too_long = await client.post(path, json=body, headers={**auth, "Idempotency-Key": "k" * 256})
+    empty = await client.post(path, json=body, headers={**auth, "Idempotency-Key": ""})
+    nul = await client.post(path, json={**body, "idempotency_key": "a\u0000b"}, headers=auth)
+    for refused in (differ, too_long, empty, nul):
+        assert refused.status == 422, await refused.text()
+        assert (await refused.json())["error"]["code"] == "validation_failed"

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from satworks.http import context as ctx
-from satworks.http.intake import requeue_stranded
+from satworks.intake.recovery import requeue_stranded_jobs
 from tests.integration.jobs_helpers import get_job, post_job, wait_for_status
 from tests.support import WorkerProcess, db_dsn, eventually, job_row, message_in_broker
 
@@ -147,10 +147,8 @@ async def test_stranded_job_is_handed_to_the_broker_by_the_sweep(
             " created_at = now() - interval '5 minutes' WHERE id = %s",
             (job["id"],),
         )
-    app = client.server.app
-    moved = await requeue_stranded(
-        app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60, default_max_age_ms=60_000
-    )
+    intake = client.server.app[ctx.INTAKE]
+    moved = await requeue_stranded_jobs(intake.engine, intake.client, older_than_s=60, default_max_age_ms=60_000)
     assert moved >= 1
     await wait_for_status(client, auth, job["id"], "succeeded")
     assert job_row(settings, job["id"])["enqueued"] == 1  # type: ignore[index]

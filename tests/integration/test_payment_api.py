@@ -12,7 +12,7 @@ import pytest
 
 from satworks.http import context as ctx
 from satworks.http.app import create_app
-from satworks.http.intake import requeue_stranded_payments
+from satworks.intake.recovery import requeue_stranded_payments
 from satworks.integrations.bitcoin.address import encode_segwit_address
 from satworks.signatures import sign
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET
@@ -185,9 +185,9 @@ async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, au
         conn.execute(
             "UPDATE payment_requests SET created_at = now() - interval '5 minutes' WHERE id = %s", (payment["id"],)
         )
-    app = api.server.app
+    intake = api.server.app[ctx.INTAKE]
     moved = await requeue_stranded_payments(
-        app[ctx.ENGINE], app[ctx.BROKER], app[ctx.EXECUTOR], older_than_s=60, prefix=settings.queue_prefix
+        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix
     )
     assert moved >= 1
     assert message_in_broker(settings, payment["id"])

@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+from satworks.broker.build import build_broker
 from satworks.http.app import create_app
 from satworks.settings import Settings
-from satworks.workers.broker import build_broker
 from tests.integration.jobs_helpers import post_job, wait_for_status
 from tests.support import WorkerProcess, free_port
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from satworks.db.jobs import NewJob
 from satworks.errors import ValidationFailed
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
@@ -15,33 +16,33 @@ from satworks.jobs.submission import job_row
 APP = uuid.uuid4()
 
 
-def row(**body: object) -> tuple[dict[str, object], int | None]:
+def row(**body: object) -> tuple[NewJob, int | None]:
     return job_row(
         JobIn.model_validate({"type": "canary", **body}), app_id=APP, idempotency_key=None, queue_prefix="p_"
     )
 
 
 def test_priorities_map_to_prefixed_queues() -> None:
-    assert row(priority="high")[0]["queue"] == "p_critical"
-    assert row()[0]["queue"] == "p_default"
-    assert row(priority="low")[0]["queue"] == "p_bulk"
+    assert row(priority="high")[0].queue == "p_critical"
+    assert row()[0].queue == "p_default"
+    assert row(priority="low")[0].queue == "p_bulk"
 
 
 def test_delay_makes_a_scheduled_job_with_the_delay_in_milliseconds() -> None:
     stored, delay_ms = row(delay_seconds=90)
-    assert stored["status"] == "scheduled"
+    assert stored.status == "scheduled"
     assert delay_ms is not None and 89_000 < delay_ms <= 90_000
 
 
 def test_run_at_in_the_past_is_queued_now() -> None:
     stored, delay_ms = row(run_at=(datetime.now(UTC) - timedelta(minutes=1)).isoformat())
-    assert (stored["status"], stored["scheduled_for"], delay_ms) == ("queued", None, None)
+    assert (stored.status, stored.scheduled_for, delay_ms) == ("queued", None, None)
 
 
 def test_request_hash_depends_on_the_body_not_the_time() -> None:
-    assert row(payload={"note": "a"})[0]["request_hash"] == row(payload={"note": "a"})[0]["request_hash"]
-    assert row(payload={"note": "a"})[0]["request_hash"] != row(payload={"note": "b"})[0]["request_hash"]
-    assert row()[0]["request_hash"] != row(priority="high")[0]["request_hash"]
+    assert row(payload={"note": "a"})[0].request_hash == row(payload={"note": "a"})[0].request_hash
+    assert row(payload={"note": "a"})[0].request_hash != row(payload={"note": "b"})[0].request_hash
+    assert row()[0].request_hash != row(priority="high")[0].request_hash
 
 
 def test_unknown_type_and_bad_payload_are_rejected() -> None:

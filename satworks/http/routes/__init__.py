@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
-from aiohttp import web
-from pydantic import BaseModel
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    response: type[BaseModel] | None
-    status: int = 200
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    scope: str | None = None
-    errors: tuple[int, ...] = ()
-    content_type: str = "application/json"
+from satworks.http.route import Route
+from satworks.http.routes import health, jobs, meta, payments, webhooks
 
 
 def all_routes() -> list[Route]:
-    from satworks.http.routes import health, jobs, meta, payments, webhooks
-
     return [*health.ROUTES, *jobs.ROUTES, *payments.ROUTES, *webhooks.ROUTES, *meta.ROUTES]

@@ -5,14 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from satworks.db import payments as payments_db
+from satworks.db import payment_requests as requests_db
+from satworks.db.engine import ping
 from satworks.errors import DependencyUnavailable
 from satworks.http import context as ctx
 from satworks.http.requests import json_response
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import Health
 from satworks.payments.status import PaymentStatus
 
@@ -24,10 +23,9 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        async with request.app[ctx.ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(request.app[ctx.ENGINE])
         checks["postgres"] = "ok"
-    except Exception:  # any failure means "not ready"; the reason is not the caller's business
+    except DependencyUnavailable:
         checks["postgres"] = "unavailable"
     try:
         await request.app[ctx.REDIS].ping()
@@ -52,11 +50,10 @@ async def metrics(request: web.Request) -> web.Response:
     except DependencyUnavailable:
         pass  # keep the last known depths; readiness reports the outage
     try:
-        async with request.app[ctx.ENGINE].connect() as conn:
-            counts = dict((await conn.execute(payments_db.counts_by_status())).all())
+        counts = await requests_db.counts_by_status(request.app[ctx.ENGINE])
         for status in PaymentStatus:
             request.app[ctx.HTTP_METRICS].payment_requests.labels(status.value).set(counts.get(status.value, 0))
-    except (OSError, SQLAlchemyError):
+    except DependencyUnavailable:
         pass  # keep the last known counts; readiness reports the outage
     body = generate_latest(request.app[ctx.REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

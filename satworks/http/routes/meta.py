@@ -6,25 +6,21 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from satworks.db import jobs as q
-from satworks.db.engine import db_errors
+from satworks.db import jobs as jobs_db
 from satworks.http import context as ctx
-from satworks.http.openapi import openapi_document
 from satworks.http.requests import json_response
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import QueueDepth, Stats
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(request.app[ctx.OPENAPI])
 
 
 async def stats(request: web.Request) -> web.Response:
     await request.app[ctx.AUTH].authenticate(request, "admin")
     depths = await request.app[ctx.QUEUE_STATS].depths()
-    with db_errors():
-        async with request.app[ctx.ENGINE].connect() as conn:
-            rows = (await conn.execute(q.counts_by_status_and_type())).all()
+    rows = await jobs_db.counts_by_status_and_type(request.app[ctx.ENGINE])
     by_status: dict[str, int] = defaultdict(int)
     by_type: dict[str, dict[str, int]] = defaultdict(dict)
     for status, job_type, count in rows:

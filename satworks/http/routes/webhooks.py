@@ -16,21 +16,11 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from satworks import clock
-from satworks.db import payments as store
-from satworks.db.engine import db_errors
-from satworks.errors import (
-    Conflict,
-    DependencyUnavailable,
-    NotFound,
-    Unauthorized,
-    ValidationFailed,
-)
+from satworks.errors import NotFound, Unauthorized, ValidationFailed
 from satworks.http import context as ctx
-from satworks.http.enqueue import enqueue_payment_actor
 from satworks.http.requests import json_response, parse_json, raw_body, validate
-from satworks.http.routes import Route
+from satworks.http.route import Route
 from satworks.http.schemas import Accepted, WatcherEvent
-from satworks.jobs.payments import CHECK, CHECK_TX, SWEEP
 from satworks.signatures import HEADER, SignatureError, verify
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -39,13 +29,13 @@ NODE_TOKEN_HEADER = "X-Satworks-Node-Token"
 
 async def walletnotify(request: web.Request) -> web.Response:
     txid = await _node_notification(request, "txid")
-    await enqueue_payment_actor(request.app, CHECK_TX, (txid.lower(),))
+    await request.app[ctx.INTAKE].payments.recheck_tx(txid.lower())
     return json_response(Accepted(), status=202)
 
 
 async def blocknotify(request: web.Request) -> web.Response:
     await _node_notification(request, "blockhash")
-    await enqueue_payment_actor(request.app, SWEEP, ())
+    await request.app[ctx.INTAKE].payments.sweep()
     return json_response(Accepted(), status=202)
 
 
@@ -71,20 +61,7 @@ async def payment_event(request: web.Request) -> web.Response:
         raise ValidationFailed(
             "data.payment_id must be a payment id", details=[{"loc": ["data", "payment_id"]}]
         ) from exc
-    engine = request.app[ctx.ENGINE]
-    with db_errors():
-        async with engine.begin() as conn:
-            if (await conn.execute(store.exists(payment_id))).first() is None:
-                raise NotFound("no such payment")
-            if (await conn.execute(store.record_webhook("payments", event.id))).first() is None:
-                raise Conflict("event already received (replay)", details={"event_id": event.id})
-    try:
-        await enqueue_payment_actor(request.app, CHECK, (str(payment_id),))
-    except DependencyUnavailable:
-        with db_errors():  # forget the receipt so the watcher's retry is accepted
-            async with engine.begin() as conn:
-                await conn.execute(store.forget_webhook("payments", event.id))
-        raise
+    await request.app[ctx.INTAKE].payments.watcher_event(payment_id, event.id)
     return json_response(Accepted(), status=202)
 
 

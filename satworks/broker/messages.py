@@ -1,0 +1,33 @@
+"""The messages satworks sends. They carry ids only: the database holds the work and its state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import dramatiq
+
+Delayed = tuple[dramatiq.Message[Any], int | None]
+"""A message and its delay in milliseconds (``None``: due now), as ``Broker.enqueue`` takes them."""
+
+
+def job_message(
+    job_id: uuid.UUID, job_type: str, queue: str, max_retries: int, *, delay_ms: int | None = None, max_age_ms: int
+) -> dramatiq.Message[Any]:
+    """An app job's message: the worker reads the payload when it claims the job.
+
+    Dramatiq's age limit counts from the message's creation, so a delayed job's limit is extended by
+    its delay: the age that matters is the time since the job became due.
+    """
+    return dramatiq.Message(
+        queue_name=queue,
+        actor_name=job_type,
+        args=(str(job_id),),
+        kwargs={},
+        options={"max_retries": max_retries, "max_age": max_age_ms + (delay_ms or 0)},
+    )
+
+
+def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:
+    """A message for a platform actor (payments), always on the ``critical`` queue."""
+    return dramatiq.Message(queue_name=prefix + "critical", actor_name=actor, args=args, kwargs={}, options={})

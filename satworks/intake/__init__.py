@@ -1,0 +1,13 @@
+"""Submitting work, the one way: used by the HTTP routes, the CLI and (later) the scheduler.
+
+- ``jobs.JobIntake.submit(app_id, JobIn, idempotency_key) -> (JobRecord, replayed)``: validate against
+  the job type, record and enqueue one job (group-committed by ``batcher.IntakeBatcher``).
+- ``payments.PaymentIntake.create(app_id, PaymentIn, idempotency_key) -> (PaymentRecord, replayed)``,
+  and the wake-ups nodes and watchers send (``recheck_tx``, ``sweep``, ``watcher_event``).
+- ``idempotency``: the ``Idempotency-Key`` rule, the same for every endpoint.
+- ``recovery``: committed work whose first message never reached the broker is sent again.
+- ``resources.open_intake(settings)``: all of it, opened from settings and closed again.
+
+Nothing here knows HTTP; errors are the project's own (``ValidationFailed``, ``Conflict``,
+``DependencyUnavailable``).
+"""

@@ -1,0 +1,130 @@
+"""Creating payment requests, and the wake-ups nodes and payment watchers send.
+
+The intake never calls the node: it records the request and enqueues the job that does
+(``payments.create_address``, or a first check for an address the app supplied). Wake-ups only
+enqueue checks; the checks re-read the truth from the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from satworks import clock
+from satworks.broker.client import BrokerClient
+from satworks.broker.messages import payment_message
+from satworks.db import payment_requests as requests_db
+from satworks.db.payment_requests import NewPayment
+from satworks.db.payments import PaymentRecord
+from satworks.errors import DependencyUnavailable, ValidationFailed
+from satworks.intake import idempotency
+from satworks.integrations.bitcoin.address import Network, is_valid_address
+from satworks.jobs.payments import CHECK, CHECK_TX, CREATE_ADDRESS, SWEEP
+from satworks.payments.request import PaymentIn
+from satworks.payments.status import PaymentStatus
+
+WATCHER = "payments"  # the source name of signed watcher events in ``webhook_receipts``
+
+
+class PaymentIntake:
+    def __init__(self, engine: AsyncEngine, client: BrokerClient, *, queue_prefix: str, network: Network) -> None:
+        self._engine = engine
+        self._client = client
+        self._prefix = queue_prefix
+        self._network = network
+
+    async def create(
+        self, app_id: uuid.UUID, spec: PaymentIn, idempotency_key: str | None
+    ) -> tuple[PaymentRecord, bool]:
+        """Record a payment request and enqueue its first job; returns ``(payment, replayed)``.
+
+        Raises ``ValidationFailed`` (an address of another network, a bad key), ``Conflict`` (the key
+        was used with another body, or the address is watched already) or ``DependencyUnavailable``
+        (the database or the broker; the request is deleted again)."""
+        new = self._new_payment(app_id, spec, idempotency_key)
+        stored = await requests_db.insert_request(self._engine, new)
+        if stored is None:  # the key is taken: a replay, or a conflict
+            assert idempotency_key is not None
+            existing = await requests_db.by_idempotency_key(self._engine, app_id, idempotency_key)
+            if existing is None:  # the other request vanished (its first message failed): try again
+                raise DependencyUnavailable("concurrent request failed, retry")
+            idempotency.check_replay("payment", existing.id, existing.request_hash, new.request_hash)
+            return existing, True
+        enqueued = False
+        try:
+            await self._send(first_message(stored, self._prefix))
+            enqueued = True
+        finally:
+            if not enqueued:  # the broker refused: undo the record
+                await requests_db.delete_unstarted(self._engine, stored.id)
+        return stored, False
+
+    async def recheck_tx(self, txid: str) -> None:
+        """A node said ``txid`` changed: check the requests it pays."""
+        await self._send(payment_message(CHECK_TX, (txid,), self._prefix))
+
+    async def sweep(self) -> None:
+        """A node saw a new block: sweep every monitored request."""
+        await self._send(payment_message(SWEEP, (), self._prefix))
+
+    async def watcher_event(self, payment_id: uuid.UUID, event_id: str) -> None:
+        """A signed watcher event about ``payment_id``: check it, once per event id. Raises ``NotFound``,
+        ``Conflict`` for a replayed event, ``DependencyUnavailable`` (then the event may be sent again)."""
+        await requests_db.record_webhook(self._engine, WATCHER, event_id, payment_id)
+        enqueued = False
+        try:
+            await self._send(payment_message(CHECK, (str(payment_id),), self._prefix))
+            enqueued = True
+        finally:
+            if not enqueued:  # forget the receipt so the watcher's retry is accepted
+                await requests_db.forget_webhook(self._engine, WATCHER, event_id)
+
+    async def _send(self, message: dramatiq.Message[Any]) -> None:
+        await self._client.enqueue([(message, None)])
+
+    def _new_payment(self, app_id: uuid.UUID, spec: PaymentIn, key: str | None) -> NewPayment:
+        if spec.address is not None and not is_valid_address(spec.address, self._network):
+            raise ValidationFailed(f"address is not a valid {self._network} address", details=[{"loc": ["address"]}])
+        if key is not None:
+            idempotency.check(key)
+        now = clock.utcnow()
+        return NewPayment(
+            id=uuid.uuid4(),
+            app_id=app_id,
+            method=spec.method,
+            status=PaymentStatus.NEW if spec.address else PaymentStatus.CREATING,
+            amount_sat=spec.amount_sat,
+            required_confirmations=spec.confirmations,
+            tolerance_pct=spec.payment_tolerance,
+            monitoring_s=spec.monitoring_s,
+            address=spec.address,
+            address_supplied=spec.address is not None,
+            memo=spec.memo,
+            metadata=spec.metadata,
+            idempotency_key=key,
+            request_hash=_request_hash(spec),
+            created_at=now,
+            expires_at=now.replace(microsecond=0) + timedelta(seconds=spec.expires_in),  # whole seconds, as the node
+        )
+
+
+def first_message(payment: PaymentRecord, prefix: str) -> dramatiq.Message[Any]:
+    """A new request's first job: an address from the node, or at once a check of the supplied one."""
+    if payment.address_supplied:
+        return payment_message(CHECK, (str(payment.id), 0), prefix)
+    return address_message(payment.id, prefix)
+
+
+def address_message(payment_id: uuid.UUID, prefix: str) -> dramatiq.Message[Any]:
+    return payment_message(CREATE_ADDRESS, (str(payment_id),), prefix)
+
+
+def _request_hash(spec: PaymentIn) -> str:
+    body = spec.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
