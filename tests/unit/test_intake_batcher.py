@@ -7,6 +7,7 @@ one batch, and a broker that holds its first enqueue keeps that batch in flight 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +21,11 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks.broker.client import BrokerClient
 from satworks.db.engine import async_engine
+from satworks.db.jobs import NewJob
 from satworks.errors import Conflict, DependencyUnavailable
-from satworks.http.intake import IntakeBatcher
+from satworks.intake.batcher import IntakeBatcher
 from satworks.jobs.base import QUEUES
 from satworks.settings import Settings
 from tests.unit.job_rows import new_row, read, rows_with_key
@@ -91,8 +94,7 @@ async def start_batcher(intake_engine: AsyncEngine) -> AsyncIterator[Callable[[S
     def start(broker: StubBroker) -> IntakeBatcher:
         batcher = IntakeBatcher(
             intake_engine,
-            broker,
-            executor,
+            BrokerClient(broker, executor),
             batch_max=100,
             default_max_age_ms=60_000,
             on_enqueued=lambda rows: None,
@@ -107,7 +109,7 @@ async def start_batcher(intake_engine: AsyncEngine) -> AsyncIterator[Callable[[S
     executor.shutdown(wait=True)
 
 
-async def submit_together(batcher: IntakeBatcher, *rows: dict[str, Any]) -> list[Result]:
+async def submit_together(batcher: IntakeBatcher, *rows: NewJob) -> list[Result]:
     """Submit ``rows`` at once, so they share one batch; each result is ``(row, replayed)`` or the error."""
     return await asyncio.gather(*(batcher.submit(row, None) for row in rows), return_exceptions=True)
 
@@ -146,18 +148,18 @@ async def test_a_row_postgres_refuses_fails_only_its_own_request_and_the_rest_of
     batcher = start_batcher(broker)
     sizes = insert_sizes(intake_engine)
     good = [new_row(app_id, prefix, payload={"note": f"good {i}"}) for i in range(4)]
-    bad = {**new_row(app_id, prefix), **spoil}
+    bad = dataclasses.replace(new_row(app_id, prefix), **spoil)
 
     results = await submit_together(batcher, good[0], good[1], bad, good[2], good[3])
 
     assert isinstance(results[2], error)
-    assert read(db, bad["id"]) is None
+    assert read(db, bad.id) is None
     for row, result in zip(good, results[:2] + results[3:], strict=True):
         assert not isinstance(result, BaseException), result
         stored, replayed = result
-        assert (stored["id"], replayed) == (row["id"], False)
-        assert read(db, row["id"]) is not None
-    assert sorted(queued_job_ids(broker, prefix + "default")) == sorted(str(r["id"]) for r in good)
+        assert (stored.id, replayed) == (row.id, False)
+        assert read(db, row.id) is not None
+    assert sorted(queued_job_ids(broker, prefix + "default")) == sorted(str(r.id) for r in good)
     assert sizes[0] == 5, f"the five requests did not share a batch: INSERT sizes {sizes}"
     assert sizes[1:] == [1] * 5  # then one by one
 
@@ -171,7 +173,7 @@ async def test_a_batch_the_broker_refuses_is_rolled_back_and_each_request_gets_d
     results = await submit_together(batcher, *rows)
 
     assert all(isinstance(r, DependencyUnavailable) for r in results), results
-    assert [read(db, row["id"]) for row in rows] == [None, None, None]
+    assert [read(db, row.id) for row in rows] == [None, None, None]
 
 
 @pytest.mark.parametrize("refused", [True, False], ids=["original-refused", "original-enqueued"])
@@ -192,7 +194,7 @@ async def test_a_replay_of_a_key_in_flight_waits_for_its_original_batch_and_neve
     (first_result,) = await asyncio.gather(first, return_exceptions=True)
 
     assert not isinstance(other_result, BaseException), other_result
-    assert other_result[0]["id"] == other["id"]
+    assert other_result[0].id == other.id
     if refused:
         assert isinstance(first_result, DependencyUnavailable)
         assert isinstance(replay_result, DependencyUnavailable)
@@ -200,12 +202,12 @@ async def test_a_replay_of_a_key_in_flight_waits_for_its_original_batch_and_neve
         # The client retries: the key is free again and the job is stored and enqueued once.
         stored, replayed = await batcher.submit(new_row(app_id, prefix, key="k", payload={"note": "x"}), None)
         assert not replayed
-        assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [stored["id"]]
+        assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [stored.id]
     else:
         assert not isinstance(first_result, BaseException), first_result
         assert not isinstance(replay_result, BaseException), replay_result
-        assert (replay_result[0]["id"], replay_result[1]) == (original["id"], True)
-        assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [original["id"]]
+        assert (replay_result[0].id, replay_result[1]) == (original.id, True)
+        assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [original.id]
 
 
 async def test_identical_requests_with_one_key_in_one_batch_store_one_row_and_the_rest_replay_it(
@@ -219,10 +221,10 @@ async def test_identical_requests_with_one_key_in_one_batch_store_one_row_and_th
     results = await submit_together(batcher, *rows)
 
     assert not any(isinstance(r, BaseException) for r in results), results
-    answers = [(stored["id"], replayed) for stored, replayed in results]  # type: ignore[misc]
-    assert answers == [(rows[0]["id"], False)] + [(rows[0]["id"], True)] * 4
-    assert [r["id"] for r in rows_with_key(db, app_id, "dup")] == [rows[0]["id"]]
-    assert queued_job_ids(broker, prefix + "default") == [str(rows[0]["id"])]
+    answers = [(stored.id, replayed) for stored, replayed in results]  # type: ignore[misc]
+    assert answers == [(rows[0].id, False)] + [(rows[0].id, True)] * 4
+    assert [r["id"] for r in rows_with_key(db, app_id, "dup")] == [rows[0].id]
+    assert queued_job_ids(broker, prefix + "default") == [str(rows[0].id)]
     assert sizes == [1]  # one batch; the repeats never reached the INSERT
 
 
@@ -236,8 +238,8 @@ async def test_a_different_body_with_a_key_taken_in_the_same_batch_gets_conflict
 
     assert not isinstance(results[0], BaseException)
     assert isinstance(results[1], Conflict)
-    assert results[1].details == {"job_id": str(first["id"])}
-    assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [first["id"]]
+    assert results[1].details == {"job_id": str(first.id)}
+    assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [first.id]
 
 
 @pytest.mark.xfail(
@@ -256,4 +258,4 @@ async def test_a_request_equal_to_the_stored_one_is_a_replay_even_behind_a_confl
 
     assert isinstance(results[0], Conflict)
     assert not isinstance(results[1], BaseException), results[1]
-    assert (results[1][0]["id"], results[1][1]) == (stored["id"], True)
+    assert (results[1][0].id, results[1][1]) == (stored.id, True)

@@ -73,4 +73,4 @@ def test_u0000_in_the_idempotency_key_is_refused() -> None:
 
 @pytest.mark.parametrize("note", ["\\u0000", "\\\\u0000", "u0000"])
 def test_text_that_only_spells_u0000_is_accepted(note: str) -> None:
-    assert row(payload={"note": note})[0]["payload"]["note"] == note
+    assert row(payload={"note": note})[0].payload["note"] == note

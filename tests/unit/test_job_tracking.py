@@ -16,14 +16,15 @@ from dramatiq.middleware import default_middleware
 from sqlalchemy import Engine
 
 from satworks import clock
+from satworks.broker.messages import job_message
 from satworks.db.engine import sync_engine
+from satworks.db.jobs import NewJob
 from satworks.errors import DependencyUnavailable, InvalidPayload
 from satworks.jobs import canary
 from satworks.jobs.base import QUEUES, JobContext, JobType
 from satworks.jobs.status import FINISHED, JobStatus
 from satworks.settings import Settings
 from satworks.workers.actors import declare_actors
-from satworks.workers.broker import job_message
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.status import Outcome, StatusWriter
 from tests.unit.job_rows import new_row, read, store
@@ -51,9 +52,9 @@ class Stack:
     prefix: str
     ran: list[uuid.UUID] = field(default_factory=list)  # job ids, once per run of a job's function
 
-    def send(self, row: dict[str, Any], **message: Any) -> None:
+    def send(self, row: NewJob, **message: Any) -> None:
         """Enqueue the job's message as the intake does (``message``: fields to change, e.g. its timestamp)."""
-        sent = job_message(row["id"], row["type"], row["queue"], row["max_retries"], max_age_ms=60_000)
+        sent = job_message(row.id, row.type, row.queue, row.max_retries, max_age_ms=60_000)
         self.broker.enqueue(sent.copy(**message) if message else sent)
 
     def join(self) -> None:
@@ -122,12 +123,12 @@ def test_a_job_that_returns_is_claimed_then_succeeded_with_its_result(
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["crashes"], job["error_type"]) == ("succeeded", 1, 0, None)
     assert job["result"]["attempt"] == 1
     assert job["started_at"] <= job["finished_at"]
-    assert stack.ran == [row["id"]]
+    assert stack.ran == [row.id]
 
 
 def test_a_transient_failure_is_retrying_with_its_next_retry_time_then_the_retry_succeeds(
@@ -146,7 +147,7 @@ def test_a_transient_failure_is_retrying_with_its_next_retry_time_then_the_retry
     assert retrying.next_retry_at is not None
     assert retrying.next_retry_at >= sent_at + timedelta(milliseconds=MIN_BACKOFF_MS)  # Dramatiq's backoff delay
     assert succeeded.status == JobStatus.SUCCEEDED
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["next_retry_at"], job["error_type"]) == ("succeeded", 2, None, None)
 
@@ -159,7 +160,7 @@ def test_a_permanent_error_fails_the_job_at_once(start_worker: Any, db: Engine, 
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["error_type"]) == ("failed", 1, "ChaosFailure")
     assert "asked to fail (permanent)" in job["error_message"]
@@ -176,7 +177,7 @@ def test_a_job_out_of_retries_is_dead_with_its_last_error(
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["error_type"], job["next_retry_at"]) == ("dead", 3, "ChaosRetry", None)
     assert [o.status for o in stack.writer.outcomes] == [JobStatus.RETRYING, JobStatus.RETRYING, JobStatus.DEAD]
@@ -194,7 +195,7 @@ def test_the_message_of_a_cancelled_or_finished_job_is_skipped_and_the_job_never
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["started_at"]) == (status, 0, None)
     assert stack.ran == []
@@ -211,10 +212,10 @@ def test_a_job_found_running_again_counts_a_crash_and_runs(
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["crashes"]) == ("succeeded", 2, 1)
-    assert stack.ran == [row["id"]]
+    assert stack.ran == [row.id]
 
 
 def test_a_job_that_crashed_its_worker_max_crashes_times_is_dead_and_never_run_again(
@@ -227,7 +228,7 @@ def test_a_job_that_crashed_its_worker_max_crashes_times_is_dead_and_never_run_a
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["crashes"], job["error_type"]) == ("dead", MAX_CRASHES, "WorkerCrashed")
     assert job["finished_at"] is not None
@@ -245,7 +246,7 @@ def test_a_message_past_its_age_limit_kills_the_job_as_age_limit_exceeded(
     stack.send(row, message_timestamp=clock.unix_ms() - 61_000)  # created longer ago than its 60 s limit
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert (job["status"], job["attempts"], job["error_type"]) == ("dead", 0, "AgeLimitExceeded")
     assert stack.ran == []
@@ -279,6 +280,6 @@ def test_a_result_or_error_postgres_cannot_store_does_not_leave_the_job_running(
     stack.send(row)
     stack.join()
 
-    job = read(db, row["id"])
+    job = read(db, row.id)
     assert job is not None
     assert JobStatus(job["status"]) in FINISHED, job

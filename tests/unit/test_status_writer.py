@@ -79,7 +79,7 @@ def test_claim_moves_a_waiting_job_to_running_and_returns_its_payload(
 
     claim = writer.claim(job_id)
 
-    assert claim == Claim(job_id, "canary", row["payload"], 1, 0)
+    assert claim == Claim(job_id, "canary", row.payload, 1, 0)
     assert claim.payload["note"] == "hi"
     stored = read(db, job_id)
     assert stored is not None
