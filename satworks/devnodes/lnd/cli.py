@@ -39,7 +39,9 @@ def serve(argv: list[str]) -> int:
         prog="satworks devnode lnd", description="Simulated lnd nodes (gRPC over TLS) on one network; `pay` pays."
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the first node's port; the next ones follow (0: free ports)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="the first node's port; the next ones follow (0: free ports)"
+    )
     parser.add_argument("--nodes", default="merchant,payer", help="comma-separated aliases")
     parser.add_argument("--datadir", default=DEFAULT_DATADIR, help="one directory per node inside")
     parser.add_argument("--network", choices=sorted(HRP_NETWORK), default="regtest")

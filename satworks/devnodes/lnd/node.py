@@ -51,17 +51,18 @@ class Faults:
     """Test hooks: fail a method's next calls with a status, or make it answer late."""
 
     def __init__(self) -> None:
-        self._failures: dict[str, list[grpc.StatusCode]] = {}
+        self._failures: dict[str, list[Refused]] = {}
         self._delays: dict[str, float] = {}
 
-    def fail_next(self, method: str, code: grpc.StatusCode, times: int = 1) -> None:
-        self._failures.setdefault(method, []).extend([code] * times)
+    def fail_next(self, method: str, code: grpc.StatusCode, times: int = 1, message: str = "") -> None:
+        refusal = Refused(code, message or f"injected failure of {method}")
+        self._failures.setdefault(method, []).extend([refusal] * times)
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer ``method`` ``seconds`` late (0 clears)."""
         self._delays[method] = seconds
 
-    def take_failure(self, method: str) -> grpc.StatusCode | None:
+    def take_failure(self, method: str) -> Refused | None:
         pending = self._failures.get(method)
         return pending.pop(0) if pending else None
 
@@ -229,7 +230,4 @@ class SimNode:
         reason = self.macaroons.check(macaroon_hex[0])
         if reason is not None:
             return Refused(grpc.StatusCode.UNAUTHENTICATED, reason)
-        code = self.faults.take_failure(method)
-        if code is not None:
-            return Refused(code, f"injected failure of {method}")
-        return None
+        return self.faults.take_failure(method)
