@@ -329,6 +329,11 @@ def test_an_unusable_certificate_or_macaroon_is_a_configuration_error(lnd_networ
         LndClient(target, tls_cert_path=tmp_path / "missing.cert", macaroon_path=node.files.macaroon, timeout_s=1)
     with pytest.raises(LndConfigError, match="not hex"):
         LndClient(target, tls_cert_path=node.files.tls_cert, macaroon_hex="not hex!", timeout_s=1)
+    other_cert = lnd_network.node("payer").files.tls_cert
+    client = LndClient(target, tls_cert_path=other_cert, macaroon_path=node.files.macaroon, timeout_s=5)
+    with pytest.raises(LndConfigError, match="TLS certificate is not the configured one"):
+        client.get_info()
+    client.close()
 
 
 def test_a_node_that_is_down_is_unavailable_and_usable_again_once_back(

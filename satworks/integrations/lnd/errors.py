@@ -1,10 +1,12 @@
 """gRPC errors converted into satworks' tree: ``grpc.RpcError`` never leaves ``integrations/lnd``.
 
-Transient (``NodeUnavailable``, retried by the caller's backoff): UNAVAILABLE (node down, TLS or
-connection failure), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, and CANCELLED, which a client only sees
+Transient (``NodeUnavailable``, retried by the caller's backoff): UNAVAILABLE (node down, connection
+refused or dropped), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, and CANCELLED, which a client only sees
 when the node cancels calls while shutting down (we never cancel a unary call ourselves, and a
-stream we closed ends quietly). Everything else is permanent: asking again will not change lnd's
-answer. lnd reports most refusals as UNKNOWN with its Go error text, so a few texts are recognised.
+stream we closed ends quietly). One UNAVAILABLE is permanent: the node's certificate is not the
+configured one (CERTIFICATE_VERIFY_FAILED), which no retry mends. Everything else is permanent too:
+asking again will not change lnd's answer. lnd reports most refusals as UNKNOWN with its Go error
+text, so a few texts are recognised.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ AUTH_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISS
 # lnd answers UNKNOWN with these texts (macaroons/service.go, invoices/errors.go).
 _AUTH_TEXTS = ("macaroon", "verification failed", "permission denied")
 _DUPLICATE_INVOICE_TEXT = "invoice with payment hash already exists"
+_UNTRUSTED_CERT_TEXT = "CERTIFICATE_VERIFY_FAILED"  # BoringSSL's reason, in grpc's UNAVAILABLE details
 
 
 class LndError(PermanentError):
@@ -69,6 +72,8 @@ def convert(exc: grpc.RpcError, method: str) -> SatworksError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
     message = f"lnd {method}: {code.name}: {details}" if details else f"lnd {method}: {code.name}"
+    if code is grpc.StatusCode.UNAVAILABLE and _UNTRUSTED_CERT_TEXT in details:
+        return LndConfigError(f"the node's TLS certificate is not the configured one ({message})", grpc_code=code.name)
     if code in TRANSIENT_CODES:
         return NodeUnavailable(message, details={"grpc_code": code.name, "method": method})
     lowered = details.lower()
