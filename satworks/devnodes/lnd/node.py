@@ -26,6 +26,7 @@ from satworks.devnodes.lnd.invoices import Invoice, InvoiceRegistry
 from satworks.devnodes.lnd.journal import Journal
 from satworks.devnodes.lnd.payments import Payment, PaymentIntent, PaymentStore, Reason
 from satworks.devnodes.lnd.refusal import Refused, unknown
+from satworks.devnodes.lnd.services import LightningService, RouterService
 from satworks.integrations.lnd.protos import lightning_pb2, lightning_pb2_grpc, router_pb2_grpc
 
 log = logging.getLogger("satworks.devnodes.lnd")
@@ -98,10 +99,8 @@ class Network:
                 payer.payments.fail(payment, Reason.FAILURE_REASON_INCORRECT_PAYMENT_DETAILS)
             else:
                 payer.payments.succeed(payment, preimage)
-        log.info(
-            "payment done",
-            extra={"action": "lnd_sim_payment", "node": payer.config.alias, "status": payment.to_proto().status},
-        )
+        status = lightning_pb2.Payment.PaymentStatus.Name(payment.to_proto().status)
+        log.info("payment done", extra={"action": "lnd_sim_payment", "node": payer.config.alias, "status": status})
 
 
 class SimNode:
@@ -124,6 +123,11 @@ class SimNode:
         network.join(self)
 
     @property
+    def hrp_network(self) -> str:
+        """The network's part of BOLT11 prefixes: ``bcrt`` for regtest."""
+        return HRP_NETWORK[self.config.network]
+
+    @property
     def serving(self) -> bool:
         return self._server is not None
 
@@ -135,8 +139,6 @@ class SimNode:
         """Serve gRPC over TLS on ``host:port`` (0: a free port, kept for later restarts); the bound port."""
         if self._server is not None:
             raise RuntimeError("already serving")
-        from satworks.devnodes.lnd.services import LightningService, RouterService
-
         server = grpc.aio.server(options=[("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000)])
         lightning_pb2_grpc.add_LightningServicer_to_server(LightningService(self), server)
         router_pb2_grpc.add_RouterServicer_to_server(RouterService(self), server)
@@ -193,7 +195,7 @@ class SimNode:
         try:
             payment_request = bolt11.encode(
                 self.identity,
-                network=HRP_NETWORK[self.config.network],
+                network=self.hrp_network,
                 amount_msat=value_msat or None,
                 timestamp=created,
                 payment_hash=payment_hash,

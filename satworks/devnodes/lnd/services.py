@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from satworks.devnodes.lnd.node import HRP_NETWORK, SimNode
 from satworks.devnodes.lnd.payments import intent_of
 from satworks.devnodes.lnd.refusal import Refused
 from satworks.integrations.lnd.protos import lightning_pb2, lightning_pb2_grpc, router_pb2, router_pb2_grpc
+
+if TYPE_CHECKING:
+    from satworks.devnodes.lnd.node import SimNode
 
 Context = grpc.aio.ServicerContext[Any, Any]
 VERSION = "0.19.0-beta satworks-sim"
@@ -133,7 +135,7 @@ class RouterService(router_pb2_grpc.RouterServicer):
     ) -> AsyncIterator[lightning_pb2.Payment]:
         await _admit(self.node, "SendPaymentV2", context)
         try:
-            intent = intent_of(request, network=HRP_NETWORK[self.node.config.network], now=self.node.now())
+            intent = intent_of(request, network=self.node.hrp_network, now=self.node.now())
             payment = self.node.send_payment(intent)
         except Refused as refusal:
             await _abort(context, refusal)
