@@ -11,9 +11,10 @@ import pytest
 
 from satworks import clock
 from satworks.errors import NodeUnavailable, PermanentError, TransientError
-from satworks.integrations.lnd.client import LndClient, Stream
+from satworks.integrations.lnd.client import LndClient
 from satworks.integrations.lnd.errors import LndAlreadyExists, LndAuthFailed, LndConfigError, LndError, LndNotFound
 from satworks.integrations.lnd.records import FailureReason, InvoiceState, LndInvoice, PaymentStatus
+from satworks.integrations.lnd.stream import Stream
 from tests.integration.lnd_fixtures import LndNetwork, lnd_network, running_lnd
 from tests.support import wait_until
 

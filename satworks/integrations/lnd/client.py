@@ -18,14 +18,12 @@ payment. Everything else — and all retries beyond these few — comes from the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import grpc
 
-from satworks.errors import InvalidPayload, NodeUnavailable
-from satworks.integrations.lnd.errors import LndConfigError, LndError, convert, rpc_errors
+from satworks.errors import InvalidPayload
+from satworks.integrations.lnd.errors import LndConfigError, LndError, rpc_errors
 from satworks.integrations.lnd.protos import lightning_pb2, lightning_pb2_grpc, router_pb2, router_pb2_grpc
 from satworks.integrations.lnd.records import (
     CreatedInvoice,
@@ -36,8 +34,7 @@ from satworks.integrations.lnd.records import (
     invoice_from_proto,
     payment_from_proto,
 )
-
-T = TypeVar("T")
+from satworks.integrations.lnd.stream import Stream
 
 KEEPALIVE_S = 30  # lnd permits client pings every 5 s or more
 KEEPALIVE_TIMEOUT_S = 10
@@ -62,49 +59,6 @@ class _Macaroon(grpc.AuthMetadataPlugin):
 
     def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
         callback(self._metadata, None)
-
-
-class Stream(Generic[T]):
-    """A server stream of converted updates. ``close()`` (from any thread) ends the iteration quietly.
-
-    A stream that fails or that the node ends raises ``NodeUnavailable`` (or a permanent ``LndError``)
-    unless ``ends_normally``: payment streams end by themselves after the final update.
-    """
-
-    def __init__(self, call: Iterator[object], method: str, convert_one: Callable[[object], T], *, ends_normally: bool):
-        self._call = call
-        self._method = method
-        self._convert = convert_one
-        self._ends_normally = ends_normally
-        self._closed = False
-
-    def __iter__(self) -> Stream[T]:
-        return self
-
-    def __next__(self) -> T:
-        try:
-            message = next(self._call)
-        except StopIteration:
-            if self._closed or self._ends_normally:
-                raise
-            raise NodeUnavailable(f"lnd {self._method}: the node ended the stream") from None
-        except grpc.RpcError as exc:
-            if self._closed:
-                raise StopIteration from None
-            raise convert(exc, self._method) from exc
-        return self._convert(message)
-
-    def close(self) -> None:
-        self._closed = True
-        cancel = getattr(self._call, "cancel", None)
-        if cancel is not None:
-            cancel()
-
-    def __enter__(self) -> Stream[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class LndClient:
