@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = apps_sub.add_parser("revoke")
     revoke.add_argument("name")
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
-    devnode.add_argument("kind", choices=("bitcoind",))
+    devnode.add_argument("kind", choices=("bitcoind", "lnd"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--app", required=True, help="the app the job belongs to")
     args = parser.parse_args(argv)
 
+    if args.command == "devnode" and args.kind == "lnd":  # `satworks devnode lnd [pay] ...`
+        from satworks.devnodes.lnd.cli import main as lnd_main
+
+        return lnd_main(args.args)
     if args.command == "devnode":  # a simulator: it needs none of satworks' settings
         from satworks.devnodes import bitcoind
 

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     payment_check_min_ms: int = Field(2_000, ge=10)
     payment_check_max_ms: int = Field(60_000, ge=10)
 
+    # Lightning: lnd over gRPC (defaults: the merchant node of `satworks devnode lnd`).
+    lnd_grpc_host: str = "127.0.0.1:10009"
+    lnd_tls_cert_path: str = ".local/lnd/merchant/tls.cert"
+    lnd_macaroon_path: str = ".local/lnd/merchant/admin.macaroon"
+    lnd_rpc_timeout_s: float = Field(10.0, gt=0)
+
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
