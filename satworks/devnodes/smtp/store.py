@@ -46,8 +46,8 @@ class StoredMessage:
             **self.summary(),
             "headers": [[name, str(value)] for name, value in message.items()],
             "content_type": message.get_content_type(),
-            "text": text.get_content() if text is not None else None,
-            "html": html.get_content() if html is not None else None,
+            "text": _lf(text.get_content()) if text is not None else None,
+            "html": _lf(html.get_content()) if html is not None else None,
             "raw": self.raw.decode("utf-8", "replace"),
         }
 
@@ -78,3 +78,7 @@ class MessageStore:
 
     def clear(self) -> None:
         self._messages.clear()
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n")

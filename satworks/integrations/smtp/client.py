@@ -90,13 +90,14 @@ class _SmtpTls(_Smtp, smtplib.SMTP_SSL):
 def _open(config: SmtpConfig) -> _Smtp:
     context = ssl.create_default_context(cafile=config.ca_file) if config.security != "none" else None
     helo = config.helo_name or _fqdn()
+    # TCP, the TLS handshake (implicit TLS) and the greeting under the connect timeout; the host is
+    # also the name the certificate must carry.
     client: _Smtp
     if config.security == "tls":
-        client = _SmtpTls(local_hostname=helo, timeout=config.connect_timeout_s, context=context)
+        client = _SmtpTls(config.host, config.port, helo, timeout=config.connect_timeout_s, context=context)
     else:
-        client = _Smtp(local_hostname=helo, timeout=config.connect_timeout_s)
+        client = _Smtp(config.host, config.port, helo, timeout=config.connect_timeout_s)
     try:
-        client.connect(config.host, config.port)  # TCP, TLS handshake and greeting under the connect timeout
         assert client.sock is not None
         client.sock.settimeout(config.command_timeout_s)
         client.ehlo()
