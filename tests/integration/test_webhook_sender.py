@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
@@ -312,3 +314,42 @@ async def test_the_allow_list_lets_loopback_through(receiver: Receiver) -> None:
         by_name = await allowed.deliver(receiver.url("/ok", host="localhost"), b"{}", [SECRET])
     assert by_address.outcome is Outcome.DELIVERED and by_name.outcome is Outcome.DELIVERED
     assert len(receiver.hits["/ok"]) == 2
+
+
+@pytest.fixture
+async def https_receiver() -> AsyncIterator[tuple[Receiver, trustme.CA]]:
+    """The same receiver's app over TLS, with a certificate for hooks.internal.example only."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.internal.example").configure_cert(server_context)
+    seen = Receiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.hits.setdefault(request.path, []).append((dict(request.headers), await request.read()))
+        return web.Response(text=f"tls sni ok for {request.host}")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    seen.port = runner.addresses[0][1]
+    yield seen, ca
+    await runner.cleanup()
+
+
+async def test_https_to_a_pinned_address_checks_the_certificate_against_the_url_name(
+    https_receiver: tuple[Receiver, trustme.CA],
+) -> None:
+    seen, ca = https_receiver
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    dns = FixedResolver({"hooks.internal.example": ["127.0.0.1"], "other.internal.example": ["127.0.0.1"]})
+    policy = AddressPolicy.of(hosts=["hooks.internal.example", "other.internal.example"])
+    async with WebhookSender(policy=policy, resolver=dns, ssl_context=client_context) as sender:
+        good = await sender.deliver(f"https://hooks.internal.example:{seen.port}/hook", b"{}", [SECRET])
+        wrong_name = await sender.deliver(f"https://other.internal.example:{seen.port}/hook", b"{}", [SECRET])
+    assert good.outcome is Outcome.DELIVERED and good.response_head.startswith("tls sni ok for hooks.internal.example")
+    assert wrong_name.outcome is Outcome.RETRY and (wrong_name.error or "").startswith("TLS certificate refused")
+    assert len(seen.hits["/hook"]) == 1

@@ -23,6 +23,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from satworks.devnodes.smtp.store import MessageStore
+from satworks.devnodes.smtp.web import create_app
 
 log = logging.getLogger("satworks.devnodes.smtp")
 
@@ -175,8 +176,6 @@ class SmtpSink:
         return {**self.sessions.as_dict(), "messages": len(self.store.all()), "refused": self.handler.refused}
 
     async def start(self, host: str = "127.0.0.1", smtp_port: int = 1025, http_port: int | None = 8025) -> None:
-        from satworks.devnodes.smtp.web import create_app
-
         loop = asyncio.get_running_loop()
         tls = self._tls_context()
         starttls = tls if tls is not None and not self.config.implicit_tls else None

@@ -12,6 +12,7 @@ secret while a secret is being rotated, computed afresh for every attempt.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -55,13 +56,17 @@ class WebhookSender:
         response_max_bytes: int = 4096,
         retry_after_max_s: float = 3600.0,
         resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 100,
     ) -> None:
+        """``resolver``: the DNS under the guard (default: the system's); ``ssl_context``: to trust a
+        private CA (default: the system's CAs); certificates are always checked against the URL's name."""
         self.policy = policy
         self.response_max_bytes = response_max_bytes
         self.retry_after_max_s = retry_after_max_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
         self._resolver = resolver
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -92,7 +97,7 @@ class WebhookSender:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(self.policy, self._resolver), limit=self._max_connections
+                resolver=GuardedResolver(self.policy, self._resolver), ssl=self._ssl, limit=self._max_connections
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
