@@ -13,6 +13,8 @@ from satworks.emails.addresses import EmailAddress, normalize_address, normalize
 from satworks.emails.message import build_message, message_id, sender_domain
 from satworks.emails.templates import EmailTemplates, RenderedEmail
 from satworks.errors import InvalidEmailAddress, InvalidPayload, TemplateError
+from satworks.integrations.smtp.client import SmtpConfig
+from satworks.settings import Settings
 
 TEMPLATES = EmailTemplates()
 CONTEXTS = {
@@ -142,3 +144,15 @@ def test_message_is_multipart_alternative_with_stable_headers() -> None:
         message_id("bad id", "shop.example")
     with pytest.raises(InvalidPayload):
         build_message(content, sender="no@shop.example", to=[], message_id="<x@y>")
+
+
+def test_smtp_config_comes_from_settings_and_never_shows_the_password() -> None:
+    settings = Settings(
+        smtp_host="relay.example.com", smtp_port=587, smtp_security="starttls", smtp_username="mailer",
+        smtp_password="hunter2-secret", smtp_timeout_s=12,
+    )  # fmt: skip
+    config = SmtpConfig.from_settings(settings)
+    assert (config.host, config.port, config.security, config.command_timeout_s) == (
+        "relay.example.com", 587, "starttls", 12,
+    )  # fmt: skip
+    assert config.password == "hunter2-secret" and "hunter2" not in repr(config)

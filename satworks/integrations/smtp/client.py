@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Literal
 
 from satworks.errors import InvalidPayload, SmtpRejected, SmtpTempFailure
+from satworks.settings import Settings
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -38,6 +39,20 @@ class SmtpConfig:
     command_timeout_s: float = 30.0
     ca_file: str | None = None
     helo_name: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            connect_timeout_s=settings.smtp_connect_timeout_s,
+            command_timeout_s=settings.smtp_timeout_s,
+            ca_file=settings.smtp_ca_file,
+            helo_name=settings.smtp_helo_name,
+        )
 
 
 @dataclass(frozen=True)
