@@ -114,7 +114,7 @@ class WebhookSender:
         """POST ``body`` (JSON) to ``url`` signed with ``secrets`` (newest first); one attempt, no redirects."""
         started = time.monotonic()
         try:
-            check_url(url, self.policy)
+            target = check_url(url, self.policy)
         except UnsafeWebhookUrl as exc:
             return DeliveryAttempt(Outcome.FAILED, None, 0, error=f"refused: {exc.message}")
         request_headers = {
@@ -123,12 +123,10 @@ class WebhookSender:
             signatures.HEADER: sign_all(body, secrets, clock.unix_s()),
         }
         try:
-            async with self._open().post(url, data=body, headers=request_headers, allow_redirects=False) as answer:
+            async with self._open().post(target, data=body, headers=request_headers, allow_redirects=False) as answer:
                 head = await self._head(answer)
-                status, reason = answer.status, answer.reason
-                retry_after = retry_after_s(
-                    answer.headers.get("Retry-After"), now=clock.utcnow(), cap_s=self.retry_after_max_s
-                )
+                status, reason, wish = answer.status, answer.reason, answer.headers.get("Retry-After")
+                retry_after = retry_after_s(wish, now=clock.utcnow(), cap_s=self.retry_after_max_s) if wish else None
         except UnsafeWebhookUrl as exc:  # raised by the resolver, after DNS
             return DeliveryAttempt(Outcome.FAILED, None, _ms(started), error=f"refused: {exc.message}")
         except aiohttp.InvalidURL as exc:  # e.g. a legacy numeric IPv4 form aiohttp will not dial
