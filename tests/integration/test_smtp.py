@@ -17,7 +17,7 @@ import pytest
 from satworks.devnodes.smtp.sink import SinkConfig
 from satworks.emails.message import build_message, message_id
 from satworks.emails.templates import EmailTemplates, RenderedEmail
-from satworks.errors import SmtpRejected, SmtpTempFailure
+from satworks.errors import InvalidPayload, SmtpRejected, SmtpTempFailure
 from satworks.integrations.smtp.client import SmtpConfig, send
 from tests.integration.smtp_fixtures import HOST, SinkThread, Tls, running_sink
 from tests.support import ROOT, free_port, wait_until
@@ -129,7 +129,7 @@ def test_a_server_slower_than_the_command_timeout_is_transient() -> None:
 def test_message_without_message_id_is_refused_before_connecting(sink: SinkThread) -> None:
     message = _email(["alice@example.com"])
     del message["Message-ID"]
-    with pytest.raises(Exception, match="Message-ID"):
+    with pytest.raises(InvalidPayload, match="Message-ID"):
         send(sink.client(port=free_port()), message)
 
 
