@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = apps_sub.add_parser("revoke")
     revoke.add_argument("name")
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
-    devnode.add_argument("kind", choices=("bitcoind", "lnd"))
+    devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return lnd_main(args.args)
     if args.command == "devnode":  # a simulator: it needs none of satworks' settings
+        if args.kind == "smtp":
+            from satworks.devnodes.smtp.main import main as smtp_main
+
+            smtp_main(args.args)
+            return 0
         from satworks.devnodes import bitcoind
 
         bitcoind.main(args.args)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,11 +58,43 @@ class Settings(BaseSettings):
     lnd_tls_cert_path: str = ".local/lnd/merchant/tls.cert"
     lnd_macaroon_path: str = ".local/lnd/merchant/admin.macaroon"
     lnd_rpc_timeout_s: float = Field(10.0, gt=0)
+    # Outgoing webhooks (docs/webhooks.md). Addresses that are not globally routable (loopback, private,
+    # link-local incl. 169.254.169.254, multicast, ...) are refused after DNS unless allowed here.
+    webhook_connect_timeout_s: float = Field(5.0, gt=0)
+    webhook_timeout_s: float = Field(15.0, gt=0)  # the whole attempt: connect, send, answer, body head
+    webhook_response_max_bytes: int = Field(4096, ge=0)  # read and kept of each answer's body
+    webhook_retry_after_max_s: int = Field(3600, ge=0)  # a receiver's Retry-After is honoured up to this
+    webhook_allowed_networks: list[IPvAnyNetwork] = []  # e.g. ["127.0.0.0/8", "::1/128"] in the quick start
+    webhook_allowed_hosts: list[str] = []  # host names that may resolve to any unicast address
+    webhook_retry_min_ms: int = Field(5_000, ge=1)
+    webhook_retry_max_ms: int = Field(3_600_000, ge=1)
+    webhook_retry_window_s: int = Field(86_400, ge=1)
+
+    # Email over SMTP. security: none | starttls | tls (implicit, port 465). The quick start uses
+    # `satworks devnode smtp` on 1025. Sessions are capped across all workers by smtp_max_sessions.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_ca_file: str | None = None  # PEM bundle for a relay with a private CA
+    smtp_helo_name: str | None = None  # EHLO name; default: this machine's FQDN
+    smtp_connect_timeout_s: float = Field(10.0, gt=0)
+    smtp_timeout_s: float = Field(30.0, gt=0)  # each command's answer
+    smtp_max_sessions: int = Field(5, ge=1)
+    email_from: str = "satworks <noreply@satworks.localhost>"
+    email_message_id_domain: str | None = None  # Message-IDs are <email id@this>; default: email_from's domain
 
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
             raise ValueError("reaper_interval_ms must be at most half of heartbeat_timeout_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_retry_bounds(self) -> Settings:
+        if self.webhook_retry_min_ms > self.webhook_retry_max_ms:
+            raise ValueError("webhook_retry_min_ms must not exceed webhook_retry_max_ms")
         return self
 
     @property
