@@ -1,7 +1,8 @@
 """The commitment: SHA-256 over the draw's canonical bytes (docs/draws.md, "Commitment").
 
-Everything that decides the winners before the beacon block exists is in it: the algorithm version,
-the beacon (type, network, height), k and the entries (ids and tickets, in canonical order). Contact
+Everything that decides the winners but the beacon block is in it: the algorithm version, the draw
+id, the beacon (type, network, height), k and the entries (ids and tickets, in canonical order), so a
+commitment published before the block is mined pins the outcome to that block alone. Contact
 data such as emails is not: the proof that carries these bytes is public, and an email cannot change
 who wins. The ids are written NUL-terminated and the tickets as one block of big-endian u64s so the
 whole serialisation is three C-speed joins, not a Python loop per entry.
@@ -36,11 +37,15 @@ def tickets_be(tickets: array[int]) -> bytes:
     return out.tobytes()
 
 
-def commitment_preimage(entries: CanonicalEntries, *, k: int, beacon: Beacon, algorithm: str = ALGORITHM) -> bytes:
+def commitment_preimage(
+    entries: CanonicalEntries, *, k: int, beacon: Beacon, draw_id: str, algorithm: str = ALGORITHM
+) -> bytes:
+    """The bytes the commitment hashes; ``draw_id`` must have passed ``validate_draw_id``."""
     header = b"".join(
         (
             text_field(COMMITMENT_TAG),
             text_field(algorithm),
+            text_field(draw_id),
             text_field(beacon.type),
             text_field(beacon.network),
             struct.pack(">QQQQ", beacon.height, k, len(entries), entries.total_tickets),
@@ -50,6 +55,7 @@ def commitment_preimage(entries: CanonicalEntries, *, k: int, beacon: Beacon, al
     return b"".join((header, ids, tickets_be(entries.tickets)))
 
 
-def commitment(entries: CanonicalEntries, *, k: int, beacon: Beacon, algorithm: str = ALGORITHM) -> str:
+def commitment(entries: CanonicalEntries, *, k: int, beacon: Beacon, draw_id: str, algorithm: str = ALGORITHM) -> str:
     """The commitment as 64 lowercase hex digits."""
-    return hashlib.sha256(commitment_preimage(entries, k=k, beacon=beacon, algorithm=algorithm)).hexdigest()
+    preimage = commitment_preimage(entries, k=k, beacon=beacon, draw_id=draw_id, algorithm=algorithm)
+    return hashlib.sha256(preimage).hexdigest()

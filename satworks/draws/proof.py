@@ -66,7 +66,7 @@ def build_proof(
 ) -> DrawProof:
     """Select the winners and write the proof. ``committed`` is the stored commitment (recomputed when None)."""
     validate_draw_id(draw_id)
-    committed = committed or commitment(entries, k=k, beacon=beacon)
+    committed = committed or commitment(entries, k=k, beacon=beacon, draw_id=draw_id)
     winners = select_winners(entries, k, draw_seed(beacon.block_hash, committed, draw_id))
     return DrawProof.model_construct(  # every field is built here from validated values
         algorithm=ALGORITHM,
@@ -88,11 +88,10 @@ def verify(proof: DrawProof) -> VerifyResult:
         return VerifyResult(False, f"invalid proof: {exc.message.removeprefix('invalid draw: ')}")
     if entries.ids != [e["id"] for e in proof.entries]:
         return VerifyResult(False, "invalid proof: entries are not in canonical order (ascending id code points)")
-    expected = commitment(entries, k=proof.k, beacon=proof.beacon)
+    expected = commitment(entries, k=proof.k, beacon=proof.beacon, draw_id=proof.draw_id)
     if expected != proof.commitment:
-        return VerifyResult(
-            False, f"commitment mismatch: the entries, k and beacon give {expected}, the proof says {proof.commitment}"
-        )
+        inputs = "the draw id, beacon, k and entries"
+        return VerifyResult(False, f"commitment mismatch: {inputs} give {expected}, the proof says {proof.commitment}")
     winners = tuple(select_winners(entries, proof.k, draw_seed(proof.beacon.block_hash, expected, proof.draw_id)))
     stated = tuple(Winner(w.id, w.ticket) for w in proof.winners)
     if len(stated) != len(winners):

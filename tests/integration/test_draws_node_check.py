@@ -28,7 +28,7 @@ def node() -> Iterator[tuple[BitcoindNode, BitcoinRpc]]:
 def proof_file(tmp_path: Path, height: int, block_hash: str) -> str:
     entries = canonical_entries(PAIRS, k=2)
     beacon = ResolvedBeacon(network="regtest", height=height, block_hash=block_hash)
-    committed = commitment(entries, k=2, beacon=Beacon(network="regtest", height=height))
+    committed = commitment(entries, k=2, beacon=Beacon(network="regtest", height=height), draw_id="d-1")
     proof = build_proof(draw_id="d-1", entries=entries, k=2, beacon=beacon, committed=committed)
     path = tmp_path / "proof.json"
     path.write_text(proof.model_dump_json())

@@ -56,7 +56,11 @@ def _other_block(doc: dict[str, Any]) -> None:
 
 TAMPERED: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     "changed-winner": ("small", _other_winner, "MISMATCH: winner 1 mismatch: recomputed "),
-    "changed-tickets": ("medium", _more_tickets, "MISMATCH: commitment mismatch: the entries, k and beacon give "),
+    "changed-tickets": (
+        "medium",
+        _more_tickets,
+        "MISMATCH: commitment mismatch: the draw id, beacon, k and entries give ",
+    ),
     "changed-block-hash": ("medium", _other_block, "MISMATCH: winner 1 mismatch: recomputed "),
 }
 

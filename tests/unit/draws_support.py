@@ -57,7 +57,7 @@ def make_proof(
 ) -> DrawProof:
     entries = canonical_entries(pairs, k=k)
     beacon = ResolvedBeacon(network="mainnet", height=height, block_hash=hashlib.sha256(label.encode()).hexdigest())
-    committed = commitment(entries, k=k, beacon=Beacon(network="mainnet", height=height))
+    committed = commitment(entries, k=k, beacon=Beacon(network="mainnet", height=height), draw_id=draw_id)
     return build_proof(draw_id=draw_id, entries=entries, k=k, beacon=beacon, committed=committed)
 
 

@@ -54,7 +54,7 @@ def test_changed_tickets_break_the_commitment(capsys: pytest.CaptureFixture[str]
     doc["entries"][0]["tickets"] = 300
     code, out, _ = run(capsys, write(tmp_path, doc))
     assert code == 1
-    assert out.startswith("mismatch: commitment mismatch: the entries, k and beacon give ")
+    assert out.startswith("mismatch: commitment mismatch: the draw id, beacon, k and entries give ")
 
 
 def test_entries_out_of_canonical_order_are_an_invalid_proof(

@@ -42,8 +42,10 @@ def test_vector_is_reproduced_byte_for_byte(path: Path) -> None:
     assert entries.ids == [e["id"] for e in vector["proof"]["entries"]]
     assert list(entries.tickets) == [e["tickets"] for e in vector["proof"]["entries"]]
     if "commitment_preimage" in expected:
-        assert commitment_preimage(entries, k=proof.k, beacon=proof.beacon).hex() == expected["commitment_preimage"]
-    assert commitment(entries, k=proof.k, beacon=proof.beacon) == expected["commitment"] == proof.commitment
+        preimage = commitment_preimage(entries, k=proof.k, beacon=proof.beacon, draw_id=proof.draw_id)
+        assert preimage.hex() == expected["commitment_preimage"]
+    committed = commitment(entries, k=proof.k, beacon=proof.beacon, draw_id=proof.draw_id)
+    assert committed == expected["commitment"] == proof.commitment
     seed = draw_seed(proof.beacon.block_hash, proof.commitment, proof.draw_id)
     assert seed.hex() == expected["seed"]
     stream = Stream(seed)
@@ -154,7 +156,7 @@ def _chi_square(observed: Counter[object], expected: dict[object, float]) -> flo
 
 def _draws(pairs: list[tuple[str, int]], k: int) -> list[tuple[str, ...]]:
     entries = canonical_entries(pairs, k=k)
-    committed = commitment(entries, k=k, beacon=Beacon(network="mainnet", height=1))
+    committed = commitment(entries, k=k, beacon=Beacon(network="mainnet", height=1), draw_id="chi")
     return [
         tuple(w.id for w in select_winners(entries, k, draw_seed(BLOCK, committed, f"chi-{i}"))) for i in range(SEEDS)
     ]

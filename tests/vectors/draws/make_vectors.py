@@ -50,13 +50,13 @@ def vector(
 ) -> dict[str, Any]:
     entries = canonical_entries(submitted, k=k)
     beacon = ResolvedBeacon(network=network, height=height, block_hash=_hash(f"block:{name}"))  # type: ignore[arg-type]
-    committed = commitment(entries, k=k, beacon=Beacon(network=beacon.network, height=height))
     draw_id = draw_id or _draw_id(name)
+    committed = commitment(entries, k=k, beacon=Beacon(network=beacon.network, height=height), draw_id=draw_id)
     seed = draw_seed(beacon.block_hash, committed, draw_id)
     rounds: list[Round] = []
     winners = select_winners(entries, k, seed, trace=rounds)
     first = entries.first_tickets()
-    preimage = commitment_preimage(entries, k=k, beacon=beacon)
+    preimage = commitment_preimage(entries, k=k, beacon=beacon, draw_id=draw_id)
     stream = Stream(seed)
     expected: dict[str, Any] = {
         "commitment": committed,

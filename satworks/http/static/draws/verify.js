@@ -201,6 +201,7 @@
     var parts = [
       textField(COMMITMENT_TAG),
       textField(proof.algorithm),
+      textField(proof.drawId),
       textField(proof.beacon.type),
       textField(proof.beacon.network),
       header,
@@ -313,7 +314,7 @@
     var commitment = toHex(await sha256(commitmentPreimage(proof, idBytes, total)));
     if (commitment !== proof.commitment) {
       return mismatch(
-        "commitment mismatch: the entries, k and beacon give " + commitment + ", the proof says " + proof.commitment,
+        "commitment mismatch: the draw id, beacon, k and entries give " + commitment + ", the proof says " + proof.commitment,
         { commitment: commitment, totalTickets: total },
       );
     }
