@@ -12,8 +12,8 @@ import re
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate, compress, islice
-from operator import eq, itemgetter
+from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 
 from satworks.errors import ValidationFailed
@@ -104,22 +104,19 @@ def canonical_entries(
     problems += _ticket_problems(tickets, entries_field)
     if problems:
         raise InvalidDraw(problems + _k_problems(k, n, limits, k_field))
-    order = sorted(range(n), key=ids.__getitem__)
-    sorted_ids = list(map(ids.__getitem__, order))
-    duplicates = list(compress(range(1, n), map(eq, sorted_ids, islice(sorted_ids, 1, None))))
-    for at in duplicates:
-        first, again = order[at - 1], order[at]  # the sort is stable: first < again
-        problems.append(
-            _problem((entries_field, again, "id"), f"duplicate id {ids[again]!r} (also at index {first})", "duplicate")
-        )
+    table = dict(zip(ids, tickets, strict=True))
+    if len(table) < n:
+        problems += _duplicate_problems(ids, entries_field)
     total = sum(tickets)
     limit = min(limits.max_total_tickets, MAX_TICKETS)
     if total > limit:
         problems.append(_problem((entries_field,), f"{total} tickets in total; at most {limit} allowed", "too_many"))
-    problems += _k_problems(k, n - len(duplicates), limits, k_field)
+    problems += _k_problems(k, len(table), limits, k_field)
     if problems:
         raise InvalidDraw(problems)
-    return CanonicalEntries(sorted_ids, array("q", map(tickets.__getitem__, order)), total)
+    # str order is code point order, which is the byte order of UTF-8: the canonical order.
+    ordered = sorted(table)
+    return CanonicalEntries(ordered, array("q", map(table.__getitem__, ordered)), total)
 
 
 def validate_draw_id(draw_id: Any, *, field: str = "draw_id") -> str:
@@ -161,6 +158,16 @@ def _id_problems(ids: list[Any], max_bytes: int, field: str) -> list[dict[str, A
         msg = _text_problem(value, max_bytes)
         if msg:
             out.append(_problem((field, index, "id"), msg, "invalid"))
+    return out
+
+
+def _duplicate_problems(ids: list[str], field: str) -> list[dict[str, Any]]:
+    seen: dict[str, int] = {}
+    out = []
+    for index, value in enumerate(ids):
+        first = seen.setdefault(value, index)
+        if first != index:
+            out.append(_problem((field, index, "id"), f"duplicate id {value!r} (also at index {first})", "duplicate"))
     return out
 
 
