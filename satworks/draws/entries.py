@@ -145,12 +145,14 @@ def _text_problem(value: Any, max_bytes: int) -> str | None:
 
 def _id_problems(ids: list[Any], max_bytes: int, field: str) -> list[dict[str, Any]]:
     max_bytes = min(max_bytes, MAX_ID_BYTES)
-    fast_ok = (
-        set(map(type, ids)) == {str}
-        and min(map(len, ids)) > 0
-        and not _FORBIDDEN.search("".join(ids))
-        and max(map(len, ids)) * 4 <= max_bytes  # a code point is at most 4 UTF-8 bytes
-    )
+    fast_ok = set(map(type, ids)) == {str}
+    if fast_ok:
+        lengths = list(map(len, ids))
+        fast_ok = (
+            min(lengths) > 0
+            and max(lengths) * 4 <= max_bytes  # a code point is at most 4 UTF-8 bytes
+            and not _FORBIDDEN.search("".join(ids))
+        )
     if fast_ok:
         return []
     out = []
