@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from satworks.draws import DrawProof, canonical_entries, draw_seed, select_winners, verify
 from tests.unit.draws_support import make_proof, proof_dict, reference_winners
 
-settings.register_profile("draws", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("draws")
+# No deadline: the machine is shared, and these tests assert outcomes, never durations.
+DRAWS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Ids: any Unicode scalar values but controls (Cs = surrogates, Cc = controls).
 ids = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
@@ -27,6 +27,7 @@ def draws(draw: st.DrawFn, *, min_tickets: int = 1, max_entries: int = 25) -> tu
     return list(pairs.items()), k
 
 
+@DRAWS
 @given(draws(), st.randoms(use_true_random=False), st.binary(min_size=32, max_size=32))
 def test_input_order_changes_nothing(draw: tuple[list[tuple[str, int]], int], rnd: Any, block: bytes) -> None:
     pairs, k = draw
@@ -37,6 +38,7 @@ def test_input_order_changes_nothing(draw: tuple[list[tuple[str, int]], int], rn
     assert a == b
 
 
+@DRAWS
 @given(draws(), st.binary(min_size=32, max_size=32), st.text("abc-123", min_size=1, max_size=5))
 def test_k_distinct_winners_each_with_a_ticket_of_its_own(
     draw: tuple[list[tuple[str, int]], int], block: bytes, draw_id: str
@@ -54,6 +56,7 @@ def test_k_distinct_winners_each_with_a_ticket_of_its_own(
     assert winners == reference_winners(entries, k, seed)
 
 
+@DRAWS
 @given(draws())
 def test_a_built_proof_verifies_after_a_json_round_trip(draw: tuple[list[tuple[str, int]], int]) -> None:
     proof = make_proof(*draw)
@@ -88,7 +91,7 @@ TAMPERINGS = {
 }
 
 
-@settings(max_examples=300)
+@settings(DRAWS, max_examples=300)
 @given(draws(min_tickets=2**20, max_entries=12), st.sampled_from(sorted(TAMPERINGS)))
 def test_any_single_field_tampering_is_detected(draw: tuple[list[tuple[str, int]], int], field: str) -> None:
     pairs, k = draw
