@@ -207,3 +207,52 @@ def test_what_is_not_a_proof_is_an_error_not_a_verdict(site: str, page: Page) ->
     page.goto(f"{site}/draws/verify.html?proof=/proofs/absent.json")
     status, text = verdict(page)
     assert (status, text) == ("error", "ERROR: could not load the proof from /proofs/absent.json (HTTP 404)")
+
+
+def _invalid_cases() -> dict[str, dict[str, Any]]:
+    base = VECTORS["small"]["proof"]
+    cases: dict[str, Callable[[dict[str, Any]], None]] = {
+        "duplicate id": lambda d: d["entries"][1].update(id=d["entries"][0]["id"]),
+        "not canonical": lambda d: d["entries"].reverse(),
+        "control character": lambda d: d["entries"][0].update(id="al\tice"),
+        "empty id": lambda d: d["entries"][0].update(id=""),
+        "id too long": lambda d: d["entries"][-1].update(id="z" * 1_025),
+        "k above entries": lambda d: d.update(k=6),
+        "too many tickets": lambda d: [e.update(tickets=2**51) for e in d["entries"]],
+        "bad draw id": lambda d: d.update(draw_id="line\nbreak"),
+        "lone surrogate": lambda d: d["entries"][0].update(id="\ud800"),
+        "unknown field": lambda d: d.update(emails=[]),
+        "ticket as text": lambda d: d["winners"][0].update(ticket="11"),
+    }
+    out = {}
+    for name, change in cases.items():
+        doc = copy.deepcopy(base)
+        change(doc)
+        out[name] = doc
+    return out
+
+
+def _python_verdict(doc: dict[str, Any]) -> tuple[str, str]:
+    try:
+        proof = DrawProof.model_validate_json(json.dumps(doc))
+    except ValueError:
+        return "error", "not a draw proof"
+    result = verify(proof)
+    return ("match" if result.ok else "mismatch"), result.reason
+
+
+def test_both_implementations_refuse_invalid_proofs_alike(site: str, page: Page) -> None:
+    page.goto(f"{site}/draws/verify.html")
+    for name, doc in _invalid_cases().items():
+        js = page.evaluate(
+            """async doc => {
+                try { const r = await SatworksDraws.verifyProof(doc); return [r.status, r.reason]; }
+                catch (e) {
+                    return ["error", e instanceof SatworksDraws.ProofFormatError ? "not a draw proof" : String(e)];
+                }
+            }""",
+            doc,
+        )
+        python = _python_verdict(doc)
+        assert js[0] == python[0] != "match", (name, js, python)
+        assert js[1].split(":")[:2] == python[1].split(":")[:2], (name, js, python)

@@ -88,11 +88,24 @@
     return out;
   }
 
-  /** Byte-wise order of UTF-8 encodings (= Unicode code point order; not JavaScript's UTF-16 order). */
-  function compareBytes(a, b) {
+  /**
+   * Canonical order of two well-formed strings: Unicode code point order, which is the byte order of
+   * their UTF-8 encodings, and not JavaScript's `<` (UTF-16 code units put U+10000 and above, stored as
+   * surrogates D800-DFFF, before E000-FFFF). Where both differing units are >= D800, surrogates are
+   * moved above E000-FFFF.
+   */
+  function compareIds(a, b) {
     var n = Math.min(a.length, b.length);
     for (var i = 0; i < n; i++) {
-      if (a[i] !== b[i]) return a[i] - b[i];
+      var x = a.charCodeAt(i);
+      var y = b.charCodeAt(i);
+      if (x !== y) {
+        if (x >= 0xd800 && y >= 0xd800) {
+          x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+          y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+        }
+        return x - y;
+      }
     }
     return a.length - b.length;
   }
@@ -123,6 +136,8 @@
 
   function text(value, where) {
     if (typeof value !== "string") throw new ProofFormatError(where + ": must be a string");
+    // JSON.parse accepts "\ud800"; it is not Unicode text (and not a proof, as for the Python verifier).
+    if (LONE_SURROGATE.test(value)) throw new ProofFormatError(where + ": invalid Unicode (a lone surrogate)");
     return value;
   }
 
@@ -179,37 +194,52 @@
     };
   }
 
-  /** The rules of docs/draws.md "Entries" a proof must keep; returns the problem or null. */
+  /** The rules of docs/draws.md "Inputs" an id or draw id must keep; returns the problem or null. */
   function textProblem(value, maxBytes) {
     if (value.length === 0) return "must not be empty";
     if (CONTROL.test(value) || LONE_SURROGATE.test(value)) {
       return "must not contain control characters or invalid Unicode (lone surrogates)";
     }
-    if (encoder.encode(value).length > maxBytes) return "must be at most " + maxBytes + " bytes in UTF-8";
+    // A UTF-16 code unit is at most 3 UTF-8 bytes, so only long strings need encoding to be measured.
+    if (value.length * 3 > maxBytes && encoder.encode(value).length > maxBytes) {
+      return "must be at most " + maxBytes + " bytes in UTF-8";
+    }
+    return null;
+  }
+
+  /** The first id breaking the rules, as "entries.i.id: problem", or null; one pass over all ids when all are fine. */
+  function idsProblem(ids) {
+    var longest = 0;
+    for (var i = 0; i < ids.length; i++) longest = Math.max(longest, ids[i].length);
+    var joined = ids.join("");
+    var clean = longest * 3 <= MAX_ID_BYTES && !CONTROL.test(joined) && !LONE_SURROGATE.test(ids.join("\u0000"));
+    if (clean && ids.every(function (id) { return id.length > 0; })) return null;
+    for (var j = 0; j < ids.length; j++) {
+      var problem = textProblem(ids[j], MAX_ID_BYTES);
+      if (problem) return "entries." + j + ".id: " + problem;
+    }
     return null;
   }
 
   // ------------------------------------------------------------------ the algorithm
 
-  function commitmentPreimage(proof, idBytes, total) {
+  function commitmentPreimage(proof, total) {
     var header = new Uint8Array(32);
     var view = new DataView(header.buffer);
     putU64(view, 0, proof.beacon.height);
     putU64(view, 8, proof.k);
-    putU64(view, 16, idBytes.length);
+    putU64(view, 16, proof.ids.length);
     putU64(view, 24, total);
-    var parts = [
+    return concat([
       textField(COMMITMENT_TAG),
       textField(proof.algorithm),
       textField(proof.drawId),
       textField(proof.beacon.type),
       textField(proof.beacon.network),
       header,
-    ];
-    var terminator = new Uint8Array(1); // 0x00 after each id
-    for (var i = 0; i < idBytes.length; i++) parts.push(idBytes[i], terminator);
-    parts.push(u64Bytes(proof.tickets));
-    return concat(parts);
+      encoder.encode(proof.ids.join("\u0000") + "\u0000"), // each id's UTF-8 bytes, then 00 (ids hold no U+0000)
+      u64Bytes(proof.tickets),
+    ]);
   }
 
   async function drawSeed(blockHash, commitment, drawId) {
@@ -294,24 +324,22 @@
     var problem = textProblem(proof.drawId, MAX_DRAW_ID_BYTES);
     if (problem) return mismatch("invalid proof: draw_id: " + problem);
     var n = proof.ids.length;
-    var idBytes = new Array(n);
+    problem = idsProblem(proof.ids);
+    if (problem) return mismatch("invalid proof: " + problem);
     var total = 0;
-    for (var i = 0; i < n; i++) {
-      problem = textProblem(proof.ids[i], MAX_ID_BYTES);
-      if (problem) return mismatch("invalid proof: entries." + i + ".id: " + problem);
-      idBytes[i] = encoder.encode(proof.ids[i]);
-      total += proof.tickets[i];
-      if (total > MAX_TICKETS) return mismatch("invalid proof: more than " + MAX_TICKETS + " tickets in total");
+    for (var i = 0; i < n; i++) total += proof.tickets[i];
+    if (total > MAX_TICKETS) {
+      return mismatch("invalid proof: entries: more than " + MAX_TICKETS + " tickets in total");
     }
     for (var j = 1; j < n; j++) {
-      var order = compareBytes(idBytes[j - 1], idBytes[j]);
+      var order = compareIds(proof.ids[j - 1], proof.ids[j]);
       if (order === 0) return mismatch("invalid proof: entries." + j + ".id: duplicate id " + JSON.stringify(proof.ids[j]));
       if (order > 0) {
         return mismatch("invalid proof: entries are not in canonical order (ascending id code points)");
       }
     }
     if (proof.k > n) return mismatch("invalid proof: k: " + proof.k + " winners but only " + n + " distinct entries");
-    var commitment = toHex(await sha256(commitmentPreimage(proof, idBytes, total)));
+    var commitment = toHex(await sha256(commitmentPreimage(proof, total)));
     if (commitment !== proof.commitment) {
       return mismatch(
         "commitment mismatch: the draw id, beacon, k and entries give " + commitment + ", the proof says " + proof.commitment,
@@ -452,7 +480,7 @@
     verifyProof: verifyProof,
     selectWinners: selectWinners,
     drawSeed: drawSeed,
-    compareBytes: compareBytes,
+    compareIds: compareIds,
   };
   root.SatworksDraws = api;
   if (typeof module === "object" && module.exports) module.exports = api;
