@@ -122,6 +122,11 @@ def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
 
     from satworks.draws import DrawProof, verify
 
+    if node_url is not None and not _is_http_url(node_url):
+        print(
+            "error: --node is not an http(s)://[user:password@]host[:port] URL", file=sys.stderr
+        )  # may hold a password
+        return 2
     try:
         raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         proof = DrawProof.model_validate_json(raw)
@@ -135,7 +140,7 @@ def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
         print(f"error: {source} is not a draw proof: {where}: {problems[0]['msg']}{more}", file=sys.stderr)
         return 2
     result = verify(proof)
-    if result.ok and node_url:
+    if result.ok and node_url is not None:
         from satworks.integrations.bitcoin.blocks import block_hash_at
         from satworks.integrations.bitcoin.rpc import BitcoinRpc
 
@@ -153,6 +158,17 @@ def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
         return 0
     print(f"{'match' if result.ok else 'mismatch'}: {result.reason}")
     return 0 if result.ok else 1
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:

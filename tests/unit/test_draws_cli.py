@@ -122,6 +122,17 @@ def test_unreadable_paths_are_exit_2(capsys: pytest.CaptureFixture[str], tmp_pat
         assert (code, out, err) == (2, "", f"error: cannot read {path}: {why}\n")
 
 
+@pytest.mark.parametrize(
+    "url", ["notaurl", "http://u:secret@h:notaport", "ftp://h", "", "http://[::1", "http://h:99999"]
+)
+def test_a_malformed_node_url_is_exit_2_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    path = write(tmp_path, proof_dict(make_proof([("alice", 3), ("bob", 5)], 1)))
+    code, out, err = run(capsys, path, "--node", url)
+    assert (code, out, err) == (2, "", "error: --node is not an http(s)://[user:password@]host[:port] URL\n")
+
+
 def test_standard_input_and_exit_codes_in_a_real_process(tmp_path: Path) -> None:
     good = json.dumps(proof_dict(make_proof([("alice", 3), ("bob", 5)], 1)))
 
