@@ -122,10 +122,8 @@ def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
 
     from satworks.draws import DrawProof, verify
 
-    if node_url is not None and not _is_http_url(node_url):
-        print(
-            "error: --node is not an http(s)://[user:password@]host[:port] URL", file=sys.stderr
-        )  # may hold a password
+    if node_url is not None and not _is_http_url(node_url):  # not echoed: it may hold a password
+        print("error: --node is not an http(s)://[user:password@]host[:port] URL", file=sys.stderr)
         return 2
     try:
         raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
