@@ -39,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
     devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
+    draw = sub.add_parser("draw", help="provably fair raffle draws")
+    draw_sub = draw.add_subparsers(dest="draw_command", required=True)
+    verify = draw_sub.add_parser(
+        "verify",
+        help="recompute a draw's commitment and winners from its proof; exit 0 match, 1 mismatch, 2 cannot verify",
+    )
+    verify.add_argument("proof", help="the proof JSON (GET /v1/draws/{id}/proof), or - for standard input")
+    verify.add_argument("--node", metavar="URL", help="Bitcoin Core JSON-RPC URL: also re-read the beacon block hash")
+    verify.add_argument("--timeout-s", type=float, default=10.0, help="deadline of the node call (default 10)")
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
     enqueue.add_argument("type")
@@ -61,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
         bitcoind.main(args.args)
         return 0
+    if args.command == "draw":  # a player's tool: the proof file (and a node) is all it needs
+        return _draw_verify(args.proof, args.node, args.timeout_s)
     settings = Settings()
     logs.configure(settings.log_level)
     try:
@@ -112,6 +123,59 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps(enqueue_job(settings, args.app, args.type, json.loads(args.payload), args.priority)))
     return 0
+
+
+def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
+    """One line and an exit code: 0 match, 1 mismatch, 2 the proof is unreadable or the node cannot be asked."""
+    from pydantic import ValidationError
+
+    from satworks.draws import DrawProof, verify
+
+    if node_url is not None and not _is_http_url(node_url):  # not echoed: it may hold a password
+        print("error: --node is not an http(s)://[user:password@]host[:port] URL", file=sys.stderr)
+        return 2
+    try:
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        proof = DrawProof.model_validate_json(raw)
+    except OSError as exc:
+        print(f"error: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = ".".join(str(part) for part in problems[0]["loc"]) or "document"
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        print(f"error: {source} is not a draw proof: {where}: {problems[0]['msg']}{more}", file=sys.stderr)
+        return 2
+    result = verify(proof)
+    if result.ok and node_url is not None:
+        from satworks.integrations.bitcoin.blocks import block_hash_at
+        from satworks.integrations.bitcoin.rpc import BitcoinRpc
+
+        height, claimed = proof.beacon.height, proof.beacon.block_hash
+        try:
+            actual = block_hash_at(BitcoinRpc(node_url, timeout_s=timeout_s), height)
+        except SatworksError as exc:
+            print(f"error: cannot check the block hash with the node: {exc.message}", file=sys.stderr)
+            return 2
+        if actual != claimed:
+            node_says = f"has {actual}" if actual else "has no block"
+            print(f"mismatch: the node {node_says} at height {height}, the proof says {claimed}")
+            return 1
+        print(f"match: {result.reason}; the node agrees on the block hash")
+        return 0
+    print(f"{'match' if result.ok else 'mismatch'}: {result.reason}")
+    return 0 if result.ok else 1
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:

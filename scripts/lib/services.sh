@@ -319,6 +319,25 @@ sw_detect_amqp() {
   fi
 }
 
+# ---------------------------------------------------------------- chromium (browser tests)
+# The draw verification page is tested in Debian's headless Chromium through Playwright
+# (which cannot download its own browser here). SATWORKS_TEST_CHROMIUM overrides the path.
+sw_ensure_chromium() {
+  local bin=${SATWORKS_TEST_CHROMIUM:-/usr/bin/chromium}
+  mkdir -p "$SW_LOCAL"
+  exec 9>"$SW_LOCAL/bootstrap.lock" # one apt-get at a time (see sw_ensure_all)
+  flock 9
+  if [[ -x $bin ]]; then
+    sw_log "chromium: $bin"
+  else
+    sw_apt_install chromium
+    [[ -x $bin ]] || sw_die "chromium installed but $bin is missing"
+  fi
+  flock -u 9
+  exec 9>&-
+  export SATWORKS_TEST_CHROMIUM=$bin
+}
+
 # ---------------------------------------------------------------- all
 # sw_ensure_all [--rabbitmq]: with --rabbitmq (scripts/test), RabbitMQ is installed/started too.
 sw_ensure_all() {
