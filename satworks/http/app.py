@@ -21,6 +21,7 @@ from satworks.http.intake import IntakeBatcher, requeue_stranded, requeue_strand
 from satworks.http.middlewares import observe
 from satworks.http.ratelimit import WindowLimiter
 from satworks.http.routes import all_routes
+from satworks.metrics.build import register_build_info
 from satworks.metrics.http import HttpMetrics
 from satworks.metrics.queues import QueueStats
 from satworks.settings import Settings
@@ -35,6 +36,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app[ctx.SETTINGS] = settings
     app[ctx.REGISTRY] = registry or CollectorRegistry()
     app[ctx.HTTP_METRICS] = HttpMetrics.create(app[ctx.REGISTRY])
+    register_build_info(app[ctx.REGISTRY])
     for route in all_routes():
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(_resources)
