@@ -1,5 +1,5 @@
 """Fixtures of the monitoring tests: promtool and the Prometheus server (Debian's ``prometheus``
-package; ``./scripts/test`` installs it).
+package; ``./scripts/test`` installs it), and one running stack per test process to scrape.
 
 Without the binaries these tests skip, except under ``CI=true``, where they fail.
 """
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
+from satworks.settings import Settings
+from tests.monitoring.stack import MonitoredStack
 
 CI = os.environ.get("CI") == "true"
 
@@ -33,3 +36,14 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
     return _binary("prometheus")
+
+
+@pytest.fixture(scope="session")
+def stack(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredStack]:
+    """The intake and a worker pool after ``stack.JOBS`` and one payment ran; shared, so tests only read it."""
+    running = MonitoredStack(base_settings, tmp_path_factory.mktemp("stack")).start()
+    try:
+        running.run_jobs()
+        yield running
+    finally:
+        running.stop()
