@@ -48,7 +48,9 @@ sw_apt_install() {
     SW_APT_UPDATED=1
   fi
   sw_log "apt-get install $*"
-  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Wait for another apt/dpkg run (other checkouts on the machine) instead of failing at once.
+  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- python / venv
@@ -256,7 +258,12 @@ sw_ensure_prometheus() {
     sw_log "prometheus: not installed and no apt-get; the promtool/Prometheus tests will skip"
     return
   fi
-  sw_apt_install prometheus
+  mkdir -p "$SW_LOCAL"
+  exec 9>"$SW_LOCAL/bootstrap.lock"
+  flock 9
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then sw_apt_install prometheus; fi
+  flock -u 9
+  exec 9>&-
   command -v promtool >/dev/null || sw_die "prometheus installed but no promtool on PATH"
   if [[ -d /run/systemd/system ]]; then
     if systemctl is-active --quiet prometheus; then
