@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from satworks.db import apps
 from satworks.db.engine import sync_engine
+from satworks.db.migrate import ensure_database, upgrade
 from satworks.devnodes.bitcoind import BitcoindConfig
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode
@@ -44,9 +48,13 @@ DEAD = {"critical": 1}
 class MonitoredStack:
     def __init__(self, base: Settings, logs: Path) -> None:
         self.node = BitcoindNode(BitcoindConfig())
-        # Under the test process's own queue prefix, so its teardown purges these queues too.
+        # Its own database: the intake's gauges count whole tables (payment requests by status), which
+        # the other tests of this process fill too. Its queues under the test process's prefix, so the
+        # session's teardown purges them.
+        url = make_url(base.database_url)
         self.settings = base.model_copy(
             update={
+                "database_url": url.set(database=f"{url.database}_mon").render_as_string(hide_password=False),
                 "queue_prefix": f"{base.queue_prefix}mon_",
                 "http_port": free_port(),
                 "worker_metrics_port": free_port(),
@@ -59,6 +67,9 @@ class MonitoredStack:
         self.web: subprocess.Popen[bytes] | None = None
         self.worker = WorkerProcess(self.settings)
         self.http = httpx.Client(base_url=self.web_url, timeout=10)
+        _drop_database(self.settings.database_url)
+        ensure_database(self.settings.database_url)
+        upgrade(self.settings.database_url)
         engine = sync_engine(self.settings.database_url, pool_size=1)
         with engine.begin() as conn:
             key = apps.create(conn, f"monitoring-{uuid.uuid4().hex[:8]}", admin=False, rate_limit_per_minute=None)
@@ -128,7 +139,7 @@ class MonitoredStack:
 
     def stop(self) -> None:
         self.http.close()
-        self.worker.stop()
+        self.worker.kill()  # a throwaway pool: no need to wait for Dramatiq's graceful shutdown
         if self.web is not None and self.web.poll() is None:
             self.web.terminate()
             try:
@@ -137,3 +148,12 @@ class MonitoredStack:
                 self.web.kill()
                 self.web.wait(timeout=5)
         self.node.close()
+        _drop_database(self.settings.database_url)
+
+
+def _drop_database(url: str) -> None:
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        name = sql.Identifier(str(target.database))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
