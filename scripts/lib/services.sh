@@ -49,7 +49,9 @@ sw_apt_install() {
     SW_APT_UPDATED=1
   fi
   sw_log "apt-get install $*"
-  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Wait for another apt/dpkg run (other checkouts on the machine) instead of failing at once.
+  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- python / venv
@@ -336,6 +338,41 @@ sw_ensure_chromium() {
   flock -u 9
   exec 9>&-
   export SATWORKS_TEST_CHROMIUM=$bin
+}
+
+# ---------------------------------------------------------------- prometheus (promtool + server binary)
+# The monitoring tests run promtool and a throwaway Prometheus server on free ports (tests/monitoring/).
+# Debian's `prometheus` package brings both; installing it also enables and starts a system-wide server
+# on :9090 (systemd, or sysvinit where no policy-rc.d forbids it). satworks needs only the binaries, and
+# deploy/README.md runs its own server on :9090: so a server that our install started is stopped and
+# disabled again. A server that was there before is left alone.
+sw_ensure_prometheus() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    sw_log "prometheus: $(promtool --version 2>&1 | head -n1)"
+    return
+  fi
+  if ! command -v apt-get >/dev/null && [[ ${CI:-} != true ]]; then
+    sw_log "prometheus: not installed and no apt-get; the promtool/Prometheus tests will skip"
+    return
+  fi
+  mkdir -p "$SW_LOCAL"
+  exec 9>"$SW_LOCAL/bootstrap.lock"
+  flock 9
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then sw_apt_install prometheus; fi
+  flock -u 9
+  exec 9>&-
+  command -v promtool >/dev/null || sw_die "prometheus installed but no promtool on PATH"
+  if [[ -d /run/systemd/system ]]; then
+    if systemctl is-active --quiet prometheus; then
+      sw_log "prometheus: stopping the system service the package started (start it with: systemctl enable --now prometheus)"
+      sw_as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  elif [[ -x /etc/init.d/prometheus ]] && sw_as_root /etc/init.d/prometheus status >/dev/null 2>&1; then
+    sw_log "prometheus: stopping the system service the package started"
+    sw_as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    sw_as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+  sw_log "prometheus: $(promtool --version 2>&1 | head -n1)"
 }
 
 # ---------------------------------------------------------------- all
