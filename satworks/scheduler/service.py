@@ -7,8 +7,9 @@ submission can hold up, so threads are the natural unit and an event loop would 
 Every instance starts paused. The one elected arms it: each enabled task gets an APScheduler job
 whose first slot is the one after the task's last submitted slot (``schedules.last_run_at``).
 APScheduler's in-memory store remembers nothing across restarts; Postgres does, so a slot that
-already ran is not run again, and slots missed while no scheduler ran become one run now (jobs
-coalesce: the latest missed slot). Losing the lock pauses the scheduler and drops its jobs.
+already ran is not run again, and slots missed while no scheduler ran become one run now, for the
+latest missed slot (``Schedule.first_slot``; within a term APScheduler coalesces the same way).
+Losing the lock pauses the scheduler and drops its jobs.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class SchedulerService:
             db.sync(conn, {name: (s.text, s.enabled) for name, s in self._schedules.items()})
             last = db.last_runs(conn)
             for name, schedule in enabled.items():
-                firsts[name] = schedule.next_after(last.get(name, now))
+                firsts[name] = schedule.first_slot(last.get(name), now)
                 db.set_next_run(conn, name, firsts[name])
         self._scheduler.remove_all_jobs()
         for name, schedule in enabled.items():

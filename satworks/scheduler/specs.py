@@ -53,6 +53,22 @@ class Schedule:
         fire: datetime | None = trigger.get_next_fire_time(None, after)
         return slot(fire) if fire is not None else None
 
+    def first_slot(self, last_run: datetime | None, now: datetime) -> datetime | None:
+        """The slot a newly elected leader starts with.
+
+        The slot after ``last_run`` (after ``now`` for a task that never ran); if that one has
+        passed, slots were missed while no scheduler ran and they coalesce into one run now: the
+        latest slot at or before ``now``.
+        """
+        first = self.next_after(last_run or now)
+        if first is None or first > now:
+            return first
+        if self.kind == "interval":  # arithmetic: an interval of seconds may have missed millions of slots
+            return EPOCH + timedelta(seconds=int((now - EPOCH).total_seconds()) // self.interval_s * self.interval_s)
+        while (following := self.next_after(first)) is not None and following <= now:
+            first = following  # cron: at most one slot a minute
+        return first
+
 
 def parse(text: str) -> Schedule:
     """Raises ``ValueError`` saying which forms are accepted."""
