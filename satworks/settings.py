@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from satworks.scheduler import specs
@@ -65,10 +65,13 @@ class Settings(BaseSettings):
     # One per task of satworks/scheduler/tasks.py: "off", "interval:<n>[s|m|h|d]" or "cron:<5 fields, UTC>".
     schedule_canary: str = "interval:60"
 
-    @field_validator("schedule_canary")
+    @field_validator("*")
     @classmethod
-    def _schedule_spec(cls, value: str) -> str:
-        return specs.parse(value).text
+    def _schedule_spec(cls, value: object, info: ValidationInfo) -> object:
+        """Every ``schedule_<task>`` setting is a valid spec, stored in its normal form."""
+        if info.field_name is not None and info.field_name.startswith("schedule_") and isinstance(value, str):
+            return specs.parse(value).text
+        return value
 
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:

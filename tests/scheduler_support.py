@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
@@ -49,6 +50,13 @@ def fresh_database(base: Settings, **changes: Any) -> Iterator[Settings]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        client = redis.Redis.from_url(settings.effective_broker_url)
+        try:
+            keys = list(client.scan_iter(f"satworks:{settings.queue_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 class SchedulerProcess:
