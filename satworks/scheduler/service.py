@@ -215,11 +215,12 @@ def run(settings: Settings) -> int:
         },
     )
     try:
-        while not stop.wait(settings.scheduler_check_s):
+        while not stop.is_set():
             if not service.elector.is_alive():
                 log.error("leader election stopped; exiting", extra={"action": "scheduler_elector_died"})
                 return 1
             service.refresh()
+            stop.wait(settings.scheduler_check_s)
     finally:
         service.stop()
         broker.close()

@@ -86,7 +86,11 @@ def test_two_schedulers_elect_one_leader_and_submit_each_slot_once(
             wait_until(canary_latency_observed, timeout_s=30, what="a canary's latency on the leader")
             samples = leader.metrics() or {}
             assert samples["satworks_schedule_last_success_timestamp_seconds{task=canary}"] > 0
-            assert (standby.metrics() or {}).get("satworks_schedule_last_run_timestamp_seconds{task=canary}", 0) > 0
+            wait_until(
+                lambda: (standby.metrics() or {}).get("satworks_schedule_last_run_timestamp_seconds{task=canary}"),
+                timeout_s=15,
+                what="the standby's gauges, read from Postgres",
+            )
         finally:
             worker.stop()
 
