@@ -1,9 +1,10 @@
 """Today's ``Submit``: record the run's job with its idempotency key and enqueue it, as the intake does.
 
 This is the one module to replace when job submission moves to ``satworks.intake``: the scheduler
-sees only the ``Submit`` protocol. The job is owned by the platform-internal app ``satworks-scheduler``,
-created here on first use with no usable API key: its ``key_id`` is not the 12 characters every key
-names, so no key can look it up, its hash is no SHA-256 digest, and it has no scopes.
+sees only the ``Submit`` protocol, and gets it from ``submitter``. The job is owned by the
+platform-internal app ``satworks-scheduler``, created here on first use with no usable API key: its
+``key_id`` is not the 12 characters every key names, so no key can look it up, its hash is no
+SHA-256 digest, and it has no scopes.
 
 A slot submitted before (same app and idempotency key) is not inserted or enqueued again: its job id
 is returned. A job committed whose message could not reach the broker stays ``enqueued = 0`` and is
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -33,13 +35,23 @@ from satworks.jobs.base import Priority
 from satworks.jobs.catalog import max_age_ms
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
-from satworks.scheduler.submit import APP_NAME, Submitted, run_key
+from satworks.scheduler.submit import APP_NAME, Submit, Submitted, run_key
 from satworks.settings import Settings
-from satworks.workers.broker import enqueue_many, job_message
+from satworks.workers.broker import build_broker, enqueue_many, job_message
 
 log = logging.getLogger(__name__)
 INTERNAL_KEY_ID = "internal-satworks-scheduler"
 NO_KEY_HASH = "-" * 64  # never a hex digest: no secret verifies against it
+
+
+@contextmanager
+def submitter(settings: Settings, engine: Engine) -> Iterator[Submit]:
+    """The scheduler's ``Submit`` and the resources it holds, for the life of the process."""
+    broker = build_broker(settings)
+    try:
+        yield JobStoreSubmit(settings, engine, broker)
+    finally:
+        broker.close()
 
 
 class JobStoreSubmit:

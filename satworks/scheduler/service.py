@@ -188,8 +188,7 @@ def scheduler_engine(settings: Settings, instance: str) -> Engine:
 
 def run(settings: Settings) -> int:
     """The ``satworks scheduler`` process: until SIGTERM or SIGINT."""
-    from satworks.scheduler.intake_adapter import JobStoreSubmit
-    from satworks.workers.broker import build_broker
+    from satworks.scheduler.intake_adapter import submitter
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     instance = settings.scheduler_instance or f"{socket.gethostname()}:{os.getpid()}"
@@ -198,32 +197,31 @@ def run(settings: Settings) -> int:
     metrics.is_leader.set(0)
     start_http_server(settings.scheduler_metrics_port, settings.scheduler_metrics_host, registry)
     engine = scheduler_engine(settings, instance)
-    broker = build_broker(settings)
-    service = SchedulerService(
-        settings, submit=JobStoreSubmit(settings, engine, broker), engine=engine, metrics=metrics, instance=instance
-    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    service.start()
-    log.info(
-        "scheduler started",
-        extra={
-            "action": "scheduler_started",
-            "instance": instance,
-            "tasks": {n: s.text for n, s in schedules(settings).items()},
-        },
-    )
     try:
-        while not stop.is_set():
-            if not service.elector.is_alive():
-                log.error("leader election stopped; exiting", extra={"action": "scheduler_elector_died"})
-                return 1
-            service.refresh()
-            stop.wait(settings.scheduler_check_s)
+        with submitter(settings, engine) as submit:
+            service = SchedulerService(settings, submit=submit, engine=engine, metrics=metrics, instance=instance)
+            service.start()
+            log.info(
+                "scheduler started",
+                extra={
+                    "action": "scheduler_started",
+                    "instance": instance,
+                    "tasks": {n: s.text for n, s in schedules(settings).items()},
+                },
+            )
+            try:
+                while not stop.is_set():
+                    if not service.elector.is_alive():
+                        log.error("leader election stopped; exiting", extra={"action": "scheduler_elector_died"})
+                        return 1
+                    service.refresh()
+                    stop.wait(settings.scheduler_check_s)
+            finally:
+                service.stop()
     finally:
-        service.stop()
-        broker.close()
         engine.dispose()
         log.info("scheduler stopped", extra={"action": "scheduler_stopped", "instance": instance})
     return 0

@@ -3,7 +3,9 @@
 A task named ``x`` is scheduled by the setting ``SATWORKS_SCHEDULE_X`` (``Settings.schedule_x``, see
 ``specs.py`` for its forms) and, at each slot, submits one job of ``job_type`` with ``payload``
 under the scheduler's own app. To add one: a job type in ``satworks.jobs.catalog``, an entry here,
-and a ``schedule_<name>`` setting with its default.
+and a ``schedule_<name>`` setting with its default. The work must be a job type (its job row carries
+the slot's idempotency key and outcome): an internal actor without a row, such as ``payments.sweep``,
+is scheduled through a job type whose run calls it.
 """
 
 from __future__ import annotations
