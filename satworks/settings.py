@@ -81,10 +81,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _scheduler_timings(self) -> Settings:
-        if self.scheduler_takeover_s < self.scheduler_retry_s + 2 * self.scheduler_check_s + 2:
+        retry_s, check_s = self.scheduler_retry_s, self.scheduler_check_s
+        if self.scheduler_takeover_s < max(retry_s + 2 * check_s + 2, 2 * retry_s + 2):
             raise ValueError(
-                "scheduler_takeover_s must be at least scheduler_retry_s + 2 * scheduler_check_s + 2"
-                " (the leader's session is ended after scheduler_takeover_s - scheduler_retry_s - 1 s of silence)"
+                "scheduler_takeover_s must be at least scheduler_retry_s + 2 * scheduler_check_s + 2 and"
+                " 2 * scheduler_retry_s + 2 (Postgres ends a lock session after scheduler_takeover_s -"
+                " scheduler_retry_s - 1 s of silence, which must leave room for the leader's checks and"
+                " the standbys' retries)"
             )
         return self
 

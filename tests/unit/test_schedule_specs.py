@@ -99,6 +99,8 @@ def test_a_bad_schedule_setting_fails_with_its_name() -> None:
 def test_scheduler_timings_must_leave_room_for_the_lease() -> None:
     with pytest.raises(ValidationError, match="scheduler_takeover_s"):
         Settings(scheduler_takeover_s=6, scheduler_retry_s=3, scheduler_check_s=2)
+    with pytest.raises(ValidationError, match="scheduler_takeover_s"):  # a standby's session would time out
+        Settings(scheduler_takeover_s=20, scheduler_retry_s=10, scheduler_check_s=1)
     ok = Settings(scheduler_takeover_s=15, scheduler_retry_s=3, scheduler_check_s=2)
     assert (ok.scheduler_idle_timeout_s, ok.scheduler_lease_s) == (11, 10)
 
