@@ -9,8 +9,9 @@ The leader acts only under a lease: until ``lease_s`` after it *sent* its last s
 The server cannot end the session for silence before ``idle_timeout_s`` after it received that
 check, and ``lease_s < idle_timeout_s``, so a leader cut off from Postgres stops acting before a
 standby can get the lock. A session ended by other means (``pg_terminate_backend``, a server
-restart) frees the lock at once; the leader finds out at its next check, and a slot submitted twice
-in that window is one job by its idempotency key.
+restart) frees the lock at once; each run confirms the lock on the lock's connection just before it
+submits, so only a run already submitting can overlap a new leader, and a slot submitted twice is
+one job by its idempotency key.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class LeaderLock:
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
             t = self._timings
-            check_ms = max(1, int(t.check_s * 1000))
+            check_ms = max(1, int(t.lease_s * 500))  # a check may take half the lease: a slow one is no loss
             self._conn = psycopg.connect(
                 self._dsn,
                 autocommit=True,
@@ -144,6 +145,10 @@ class Elector(threading.Thread):
     def is_leader(self) -> bool:
         """True while this process holds the lock and its lease has not run out."""
         return self._leading and lease_clock() < self._lease_until
+
+    def confirm(self) -> bool:
+        """``is_leader``, and the lock is still held by our session: asked of Postgres, just before acting."""
+        return self.is_leader() and self._lock.still_held()
 
     def stop(self, timeout_s: float | None = None) -> None:
         self._stopping.set()

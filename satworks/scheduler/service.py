@@ -114,7 +114,7 @@ class SchedulerService:
             raise ValueError("a slot needs its fire time (run through SlotExecutor)")
         slot = specs.slot(fire_at)
         extra: dict[str, Any] = {"task": name, "fire_at": slot.isoformat()}
-        if not self.elector.is_leader():  # the lease ran out (or the lock was lost) since APScheduler woke up
+        if not self.elector.confirm():  # the lease ran out or the lock was lost since APScheduler woke up
             log.warning("slot not submitted: not leader", extra={"action": "schedule_not_leader", **extra})
             return
         task = TASKS[name]
@@ -168,7 +168,7 @@ class SchedulerService:
                 else:
                     with suppress(KeyError):  # never set
                         gauge.remove(row["task"])
-        self._metrics.is_leader.set(1 if leading else 0)
+        self._metrics.is_leader.set(1 if self.elector.is_leader() else 0)  # now, not before the queries
 
 
 def scheduler_engine(settings: Settings, instance: str) -> Engine:

@@ -51,6 +51,15 @@ def _takeover(new: SchedulerProcess, since: float, bound_s: float, what: str) ->
     return took
 
 
+def _one_job_per_slot(*processes: SchedulerProcess) -> None:
+    """A slot submitted by two schedulers (one of them on its way out) made a new job only once."""
+    new_jobs: dict[str, int] = {}
+    for process in processes:
+        for record in process.logs("schedule_submitted"):
+            new_jobs[str(record["fire_at"])] = new_jobs.get(str(record["fire_at"]), 0) + bool(record["new_job"])
+    assert all(count <= 1 for count in new_jobs.values()), new_jobs
+
+
 def _wall(record: dict[str, object]) -> float:
     return datetime.fromisoformat(str(record["ts"])).timestamp()
 
@@ -108,7 +117,7 @@ def test_a_standby_takes_over_within_the_bound_when_the_leader_is_killed(
         killed = time.monotonic()
         _takeover(b, killed, settings.scheduler_takeover_s, "SIGKILL of the leader")
         wait_until(lambda: b.submitted_slots(), timeout_s=15, what="b to submit")
-        assert not set(a.submitted_slots()) & set(b.submitted_slots())
+        _one_job_per_slot(a, b)
         # A slot whose job the killed leader made but had not yet recorded may be the only one unrecorded.
         assert 0 <= scheduled_job_count(settings) - len(runs(settings)) <= 1
 
@@ -133,8 +142,9 @@ def test_a_leader_that_loses_its_lock_connection_stops_and_a_standby_takes_over(
         _takeover(b, cut, settings.scheduler_takeover_s, "the leader's lock connection was ended")
         wait_until(lambda: b.submitted_slots(), timeout_s=15, what="b to submit")
         stepped_down = _wall(a.logs("leader_deposed")[0])
-        assert [r for r in a.logs("schedule_submitted") if _wall(r) > stepped_down] == []
-        assert not set(a.submitted_slots()) & set(b.submitted_slots())
+        # Only a run already submitting when the lock went may finish after that; no later slot is a's.
+        assert [s for s in a.submitted_slots() if s.timestamp() > stepped_down] == []
+        _one_job_per_slot(a, b)
 
 
 def test_a_frozen_leader_is_replaced_and_submits_nothing_when_it_wakes(
@@ -155,4 +165,4 @@ def test_a_frozen_leader_is_replaced_and_submits_nothing_when_it_wakes(
         wait_until(lambda: a.logs("leader_deposed"), timeout_s=15, what="a to notice it lost the lock")
         assert [r for r in a.logs("schedule_submitted") if _wall(r) > frozen_wall] == []
         assert a.leading() is False and b.leading() is True
-        assert not set(a.submitted_slots()) & set(b.submitted_slots())
+        _one_job_per_slot(a, b)
