@@ -163,6 +163,7 @@ def test_a_frozen_leader_is_replaced_and_submits_nothing_when_it_wakes(
         wait_until(lambda: b.submitted_slots(), timeout_s=15, what="b to submit")
         a.signal(signal.SIGCONT)
         wait_until(lambda: a.logs("leader_deposed"), timeout_s=15, what="a to notice it lost the lock")
-        assert [r for r in a.logs("schedule_submitted") if _wall(r) > frozen_wall] == []
+        # A run already submitting when it froze may finish on waking; no slot due since is a's.
+        assert [s for s in a.submitted_slots() if s.timestamp() > frozen_wall] == []
         assert a.leading() is False and b.leading() is True
         _one_job_per_slot(a, b)
