@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from satworks import logs
 from satworks.errors import SatworksError
 from satworks.settings import Settings
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
     sub.add_parser("web", help="run the intake API")
+    sub.add_parser("scheduler", help="run the scheduler of recurring tasks (one leader among all that run)")
     sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
@@ -72,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "draw":  # a player's tool: the proof file (and a node) is all it needs
         return _draw_verify(args.proof, args.node, args.timeout_s)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad setting: its variable's name, no traceback
+        for error in exc.errors(include_url=False):
+            name = "SATWORKS_" + "_".join(map(str, error["loc"])).upper() if error["loc"] else "settings"
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     try:
         return _run(args, settings)
@@ -110,6 +119,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             access_log=None,
             print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port}"),
         )
+    elif args.command == "scheduler":
+        from satworks.scheduler.service import run
+
+        return run(settings)
     elif args.command == "worker":
         return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":

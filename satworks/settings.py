@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from satworks.scheduler import specs
 
 
 class Settings(BaseSettings):
@@ -85,6 +87,24 @@ class Settings(BaseSettings):
     email_from: str = "satworks <noreply@satworks.localhost>"
     email_message_id_domain: str | None = None  # Message-IDs are <email id@this>; default: email_from's domain
 
+    # Scheduler (``satworks scheduler``): one leader among all that run; docs/operations.md "Scheduler".
+    scheduler_takeover_s: float = Field(15.0, ge=3, description="a standby leads within this after the leader died")
+    scheduler_check_s: float = Field(2.0, gt=0, le=30, description="the leader checks its lock connection this often")
+    scheduler_retry_s: float = Field(3.0, gt=0, le=60, description="a standby tries to take the lock this often")
+    scheduler_instance: str | None = Field(None, max_length=40, description="this scheduler's name; default host:pid")
+    scheduler_metrics_host: str = "127.0.0.1"
+    scheduler_metrics_port: int = Field(9194, ge=1, le=65535)
+    # One per task of satworks/scheduler/tasks.py: "off", "interval:<n>[s|m|h|d]" or "cron:<5 fields, UTC>".
+    schedule_canary: str = "interval:60"
+
+    @field_validator("*")
+    @classmethod
+    def _schedule_spec(cls, value: object, info: ValidationInfo) -> object:
+        """Every ``schedule_<task>`` setting is a valid spec, stored in its normal form."""
+        if info.field_name is not None and info.field_name.startswith("schedule_") and isinstance(value, str):
+            return specs.parse(value).text
+        return value
+
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
@@ -96,6 +116,28 @@ class Settings(BaseSettings):
         if self.webhook_retry_min_ms > self.webhook_retry_max_ms:
             raise ValueError("webhook_retry_min_ms must not exceed webhook_retry_max_ms")
         return self
+
+    @model_validator(mode="after")
+    def _scheduler_timings(self) -> Settings:
+        retry_s, check_s = self.scheduler_retry_s, self.scheduler_check_s
+        if self.scheduler_takeover_s < max(retry_s + 2 * check_s + 2, 2 * retry_s + 2):
+            raise ValueError(
+                "scheduler_takeover_s must be at least scheduler_retry_s + 2 * scheduler_check_s + 2 and"
+                " 2 * scheduler_retry_s + 2 (Postgres ends a lock session after scheduler_takeover_s -"
+                " scheduler_retry_s - 1 s of silence, which must leave room for the leader's checks and"
+                " the standbys' retries)"
+            )
+        return self
+
+    @property
+    def scheduler_idle_timeout_s(self) -> float:
+        """Postgres ends a leader's lock session after this much silence, which frees the lock."""
+        return self.scheduler_takeover_s - self.scheduler_retry_s - 1
+
+    @property
+    def scheduler_lease_s(self) -> float:
+        """A leader acts only this long after the send of its last good check (< the idle timeout)."""
+        return self.scheduler_idle_timeout_s - 1
 
     @property
     def effective_broker_url(self) -> str:
