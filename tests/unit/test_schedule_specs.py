@@ -112,7 +112,7 @@ def test_every_task_has_a_setting_and_submits_a_valid_job() -> None:
         assert task.job_type in JOB_TYPES
         spec = JobIn.model_validate({"type": task.job_type, "payload": dict(task.payload), "priority": task.priority})
         row, _ = job_row(spec, app_id=uuid.uuid4(), idempotency_key="k", queue_prefix="")
-        assert row["type"] == task.job_type
+        assert row.type == task.job_type
 
 
 def test_the_scheduler_command_names_a_bad_setting_without_a_traceback() -> None:
