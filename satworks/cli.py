@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "devnode":  # a simulator: it needs none of satworks' settings
-        from satworks.devnodes import bitcoind
+        from satworks.devnodes.bitcoind import server
 
-        bitcoind.main(args.args)
+        server.main(args.args)
         return 0
     settings = Settings()
     logs.configure(settings.log_level)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from satworks.devnodes.bitcoind import BitcoindConfig, BitcoindSim
+from satworks.devnodes.bitcoind.server import BitcoindConfig, BitcoindSim
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

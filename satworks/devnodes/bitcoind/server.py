@@ -4,7 +4,7 @@ Tests and local runs talk to it exactly as to ``bitcoind -regtest`` (python-bitc
 ``AuthServiceProxy`` works unchanged), so satworks' Bitcoin code is exercised through the real
 protocol: HTTP Basic auth, Core's legacy-vs-2.0 status codes, batches, -28 while warming up, exact
 amounts, reorgs. The HTTP rules are Core's ``httprpc.cpp``/``request.cpp``; the chain and wallet
-rules live in ``chain.py`` and ``wallet.py``.
+rules live in ``chain.py`` and ``wallet.py`` beside this module.
 
 All state belongs to the server's event loop and no handler awaits, so every RPC is atomic even when
 requests arrive concurrently. Notifications (``walletnotify``/``blocknotify``) are URLs POSTed
@@ -32,9 +32,9 @@ import aiohttp
 from aiohttp import web
 
 from satworks import logs
-from satworks.devnodes import chain_rpc, wallet_rpc
-from satworks.devnodes.chain import Chain
-from satworks.devnodes.jsonrpc import (
+from satworks.devnodes.bitcoind import chain_rpc, wallet_rpc
+from satworks.devnodes.bitcoind.chain import Chain
+from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_IN_WARMUP,
     RPC_INVALID_REQUEST,
     RPC_METHOD_NOT_FOUND,
@@ -46,9 +46,9 @@ from satworks.devnodes.jsonrpc import (
     dumps,
     loads,
 )
-from satworks.devnodes.methods import Node
-from satworks.devnodes.miner import Miner
-from satworks.devnodes.wallet import Wallet
+from satworks.devnodes.bitcoind.methods import Node
+from satworks.devnodes.bitcoind.miner import Miner
+from satworks.devnodes.bitcoind.wallet import Wallet
 
 log = logging.getLogger("satworks.devnodes.bitcoind")
 
