@@ -1,19 +1,27 @@
-"""The typed Bitcoin Core client against the simulator: its records."""
+"""The typed Bitcoin Core client against the simulator: its records and idle reconnects."""
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from bitcoinrpc.authproxy import AuthServiceProxy
 
+from satworks.devnodes.bitcoind.server import BitcoindConfig
+from satworks.errors import NodeUnavailable
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from tests.integration.bitcoind_fixtures import BitcoindNode, running_bitcoind
+from tests.support import wait_until
+
+IDLE_CLOSE_S = 0.2
 
 
 @pytest.fixture
 def node() -> Iterator[BitcoindNode]:
-    with running_bitcoind() as running:
+    config = BitcoindConfig(rpc_user="user", rpc_password="pass", rpcservertimeout_s=IDLE_CLOSE_S)
+    with running_bitcoind(config) as running:
         yield running
 
 
@@ -23,10 +31,71 @@ def client_of(node: BitcoindNode) -> BitcoinRpc:
     return rpc
 
 
+def idle_closed(node: BitcoindNode) -> None:
+    """Wait until the node has closed every connection, as Core does after -rpcservertimeout."""
+    wait_until(lambda: node.read(lambda: node.sim.open_connections) == 0, what="the node to close idle connections")
+
+
 def funded(rpc: BitcoinRpc) -> str:
     miner = rpc.new_address("miner")
     rpc.call("generatetoaddress", 101, miner)
     return miner
+
+
+# ---- connections
+
+
+def test_python_bitcoinrpc_alone_fails_on_the_first_call_after_the_idle_close(node: BitcoindNode) -> None:
+    proxy = AuthServiceProxy(node.url, timeout=10)
+    node.add_cleanup(proxy._AuthServiceProxy__conn.close)
+    proxy.getblockcount()
+    idle_closed(node)
+    with pytest.raises((BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)):
+        proxy.getblockcount()
+
+
+def test_a_call_after_the_node_closed_the_idle_connection_succeeds_and_counts_one_reconnect(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    assert rpc.block_count() == 0
+    for _ in range(3):
+        idle_closed(node)
+        assert rpc.block_count() == 0  # no NodeUnavailable
+    assert (rpc.calls, rpc.reconnects) == (4, 3)
+
+
+def test_a_read_whose_answer_was_lost_on_a_reused_connection_is_sent_once_more(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    rpc.block_count()
+    node.call_soon(node.sim.drop_answers, 1)
+    assert rpc.block_count() == 0
+    assert rpc.reconnects == 1
+
+
+def test_a_read_is_sent_again_only_once(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    rpc.block_count()
+    node.call_soon(node.sim.drop_answers, 2)
+    with pytest.raises(NodeUnavailable):
+        rpc.block_count()
+    assert rpc.block_count() == 0  # the next call opens a new connection
+
+
+def test_a_write_whose_answer_was_lost_is_not_sent_again(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    rpc.block_count()
+    node.call_soon(node.sim.drop_answers, 1)
+    with pytest.raises(NodeUnavailable):
+        rpc.new_address("order-1")
+    labelled = [e for e in rpc.call("listreceivedbyaddress", 0, True) if e["label"] == "order-1"]
+    assert len(labelled) == 1  # the node made the address once; the job's retry decides what next
+
+
+def test_a_lost_answer_on_a_fresh_connection_is_not_an_idle_close(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    node.call_soon(node.sim.drop_answers, 1)
+    with pytest.raises(NodeUnavailable):
+        rpc.block_count()
+    assert rpc.reconnects == 0
 
 
 # ---- records

@@ -3,11 +3,18 @@
 ``AuthServiceProxy`` is not thread-safe, so each thread has its own ``http.client`` connection, which
 we create and hand to the proxy (its public ``connection`` argument) to be able to look after it.
 Its ``batch_`` is not used: it breaks against Bitcoin Core 28+ (2.0 answers carry no ``error``).
+
+The library keeps a connection that Bitcoin Core closes after ``-rpcservertimeout`` idle seconds (30
+by default), and the first call after a quiet spell then fails (jgarzik/python-bitcoinrpc#78). Before
+reusing a connection we look whether the node has closed it, and reconnect; see ``_send``.
 """
 
 from __future__ import annotations
 
 import http.client
+import logging
+import select
+import socket
 import threading
 import urllib.parse
 from typing import Any
@@ -16,8 +23,12 @@ from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 
 from satworks.errors import NodeUnavailable, PermanentError
 
+log = logging.getLogger(__name__)
+
 WARMING_UP = -28
 NO_JSON_ANSWER = (-342, -343)  # python-bitcoinrpc: the HTTP reply was not JSON-RPC (401, 503, a proxy page)
+# A connection the node dropped: at send (broken pipe, reset) or before its answer (RemoteDisconnected).
+DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected)
 
 
 class RpcError(PermanentError):
@@ -33,7 +44,8 @@ class RpcError(PermanentError):
 class JsonRpc:
     """``call(method, *params)`` against one node; raises ``NodeUnavailable`` or ``RpcError``.
 
-    ``calls`` counts RPC calls made (for benchmarks and logs).
+    ``calls`` counts RPC calls made, ``reconnects`` connections found closed by the node while idle
+    and replaced without failing the call (both for benchmarks and logs).
     """
 
     def __init__(self, url: str, *, timeout_s: float) -> None:
@@ -48,11 +60,10 @@ class JsonRpc:
         self.reconnects = 0
 
     def call(self, method: str, *params: Any, read_only: bool = False) -> Any:
-        """Call ``method``. ``read_only`` marks calls that have no effect on the node."""
+        """Call ``method``. ``read_only`` methods may be sent a second time after a dropped connection."""
         self.calls += 1
         try:
-            proxy = AuthServiceProxy(self._url, timeout=self._timeout_s, connection=self._connection())
-            return getattr(proxy, method)(*params)
+            return self._send(method, list(params), read_only)
         except JSONRPCException as exc:
             error = exc.error if isinstance(exc.error, dict) else {}
             code, message = int(error.get("code", 0)), str(error.get("message", ""))
@@ -67,6 +78,31 @@ class JsonRpc:
     def close(self) -> None:
         """Close this thread's connection (others close when their thread's objects are collected)."""
         self._drop()
+
+    def _send(self, method: str, args: list[Any], read_only: bool) -> Any:
+        conn = self._connection()
+        reused = conn.sock is not None
+        if reused and _closed_by_peer(conn.sock):
+            # The node closed the idle connection (-rpcservertimeout): nothing of this call was sent.
+            self._reconnected(conn, method, "closed while idle")
+            reused = False
+        proxy = AuthServiceProxy(self._url, timeout=self._timeout_s, connection=conn)
+        try:
+            return getattr(proxy, method)(*args)
+        except DROPPED:
+            # The close can still race with our request (it arrives after the look above). Sending it
+            # again is safe only if it cannot have taken effect twice: a read has no effect, and on a
+            # fresh connection the failure is not an idle close at all. Writes surface as
+            # NodeUnavailable and the job's retry decides, as for any other lost answer.
+            if not (reused and read_only):
+                raise
+            self._reconnected(conn, method, "dropped before answering")
+            return getattr(AuthServiceProxy(self._url, timeout=self._timeout_s, connection=conn), method)(*args)
+
+    def _reconnected(self, conn: http.client.HTTPConnection, method: str, why: str) -> None:
+        conn.close()  # http.client opens a new socket on the next request
+        self.reconnects += 1
+        log.info("bitcoind connection %s; reconnecting", why, extra={"action": "rpc_reconnect", "method": method})
 
     def _connection(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -84,3 +120,11 @@ class JsonRpc:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether an idle keep-alive socket has something to read: between requests that can only be the
+    node's FIN or RST (urllib3 looks the same way before reusing a pooled connection)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
