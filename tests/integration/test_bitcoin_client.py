@@ -1,4 +1,4 @@
-"""The typed Bitcoin Core client against the simulator: its records and idle reconnects."""
+"""The typed Bitcoin Core client against the simulator: its records, idle reconnects, exact amounts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bitcoinrpc.authproxy import AuthServiceProxy
 
 from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.errors import NodeUnavailable
-from satworks.integrations.bitcoin.rpc import BitcoinRpc
+from satworks.integrations.bitcoin.rpc import BitcoinRpc, RpcError
 from tests.integration.bitcoind_fixtures import BitcoindNode, running_bitcoind
 from tests.support import wait_until
 
@@ -96,6 +96,30 @@ def test_a_lost_answer_on_a_fresh_connection_is_not_an_idle_close(node: Bitcoind
     with pytest.raises(NodeUnavailable):
         rpc.block_count()
     assert rpc.reconnects == 0
+
+
+# ---- amounts
+
+
+def test_amounts_go_on_the_wire_exactly(node: BitcoindNode) -> None:
+    rpc = client_of(node)
+    funded(rpc)
+    address = rpc.new_address("exact")
+    txid = rpc.call("sendtoaddress", address, Decimal("12.34567891"))
+    tx = rpc.get_transaction(txid)
+    assert tx is not None
+    assert [r.amount_sat for r in tx.receives] == [1_234_567_891]
+    # Sent as a float, a sub-satoshi amount becomes another, valid one: the node pays 15,000 sat.
+    proxy = AuthServiceProxy(node.url, timeout=10)
+    node.add_cleanup(proxy._AuthServiceProxy__conn.close)
+    rounded = rpc.get_transaction(proxy.sendtoaddress(address, Decimal("0.000150005")))
+    assert rounded is not None and [r.amount_sat for r in rounded.receives] == [15_000]
+    # Sent exactly, the node sees what was asked and refuses it.
+    with pytest.raises(RpcError) as refused:
+        rpc.call("sendtoaddress", address, Decimal("0.000150005"))
+    assert (refused.value.rpc_code, refused.value.message) == (-3, "bitcoind error -3: Invalid amount")
+    with pytest.raises(TypeError):
+        rpc.call("sendtoaddress", address, 0.0001)
 
 
 # ---- records

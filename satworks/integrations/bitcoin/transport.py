@@ -4,9 +4,14 @@
 we create and hand to the proxy (its public ``connection`` argument) to be able to look after it.
 Its ``batch_`` is not used: it breaks against Bitcoin Core 28+ (2.0 answers carry no ``error``).
 
-The library keeps a connection that Bitcoin Core closes after ``-rpcservertimeout`` idle seconds (30
-by default), and the first call after a quiet spell then fails (jgarzik/python-bitcoinrpc#78). Before
-reusing a connection we look whether the node has closed it, and reconnect; see ``_send``.
+Two defects of the library are handled here:
+
+- It keeps a connection that Bitcoin Core closes after ``-rpcservertimeout`` idle seconds (30 by
+  default), and the first call after a quiet spell then fails (jgarzik/python-bitcoinrpc#78). Before
+  reusing a connection we look whether the node has closed it, and reconnect; see ``_send``.
+- It sends a ``Decimal`` as a float (``EncodeDecimal``), which rounds a sub-satoshi value to a
+  different valid amount and drops digits past 17. Decimals go as decimal strings, which Core accepts
+  for every amount argument; floats are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import select
 import socket
 import threading
 import urllib.parse
+from decimal import Decimal
 from typing import Any
 
 from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
@@ -41,6 +47,21 @@ class RpcError(PermanentError):
         self.rpc_code = rpc_code
 
 
+def wire(value: Any) -> Any:
+    """A parameter as it must go on the wire: ``Decimal`` as its exact decimal string, no floats."""
+    if isinstance(value, float):
+        raise TypeError("RPC parameters must not be floats; pass amounts as Decimal or integer satoshis")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a finite amount: {value}")
+        return format(value, "f")
+    if isinstance(value, list | tuple):
+        return [wire(v) for v in value]
+    if isinstance(value, dict):
+        return {k: wire(v) for k, v in value.items()}
+    return value
+
+
 class JsonRpc:
     """``call(method, *params)`` against one node; raises ``NodeUnavailable`` or ``RpcError``.
 
@@ -61,9 +82,10 @@ class JsonRpc:
 
     def call(self, method: str, *params: Any, read_only: bool = False) -> Any:
         """Call ``method``. ``read_only`` methods may be sent a second time after a dropped connection."""
+        args = [wire(p) for p in params]
         self.calls += 1
         try:
-            return self._send(method, list(params), read_only)
+            return self._send(method, args, read_only)
         except JSONRPCException as exc:
             error = exc.error if isinstance(exc.error, dict) else {}
             code, message = int(error.get("code", 0)), str(error.get("message", ""))
