@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
             smtp_main(args.args)
             return 0
-        from satworks.devnodes import bitcoind
+        from satworks.devnodes.bitcoind import server
 
-        bitcoind.main(args.args)
+        server.main(args.args)
         return 0
     if args.command == "draw":  # a player's tool: the proof file (and a node) is all it needs
         return _draw_verify(args.proof, args.node, args.timeout_s)
@@ -161,12 +161,11 @@ def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
         return 2
     result = verify(proof)
     if result.ok and node_url is not None:
-        from satworks.integrations.bitcoin.blocks import block_hash_at
         from satworks.integrations.bitcoin.rpc import BitcoinRpc
 
         height, claimed = proof.beacon.height, proof.beacon.block_hash
         try:
-            actual = block_hash_at(BitcoinRpc(node_url, timeout_s=timeout_s), height)
+            actual = BitcoinRpc(node_url, timeout_s=timeout_s).get_block_hash(height)
         except SatworksError as exc:
             print(f"error: cannot check the block hash with the node: {exc.message}", file=sys.stderr)
             return 2

@@ -9,7 +9,6 @@ import pytest
 
 from satworks.cli import main
 from satworks.draws import Beacon, ResolvedBeacon, build_proof, canonical_entries, commitment
-from satworks.integrations.bitcoin.blocks import block_hash_at
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from tests.integration.bitcoind_fixtures import BitcoindNode, running_bitcoind
 
@@ -87,8 +86,8 @@ def test_a_node_that_is_down_means_exit_2_not_a_verdict(
     assert err.startswith("error: cannot check the block hash with the node: bitcoind unreachable")
 
 
-def test_block_hash_at_reads_the_best_chain(node: tuple[BitcoindNode, BitcoinRpc]) -> None:
+def test_get_block_hash_reads_the_best_chain(node: tuple[BitcoindNode, BitcoinRpc]) -> None:
     _, rpc = node
-    assert block_hash_at(rpc, 5) == rpc.call("getbestblockhash")
-    assert block_hash_at(rpc, 6) is None
-    assert block_hash_at(rpc, 0) == REGTEST_GENESIS
+    assert rpc.get_block_hash(5) == rpc.call("getbestblockhash")
+    assert rpc.get_block_hash(6) is None
+    assert rpc.get_block_hash(0) == REGTEST_GENESIS

@@ -103,11 +103,12 @@ async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(sta
     await stack.fund()
     # Enough time to pay and mine before expiry even on a loaded machine: paying late would rightly expire it.
     payment = await stack.created(amount_sat=10_000, expires_in=15)
-    await stack.pay(payment["address"], 10_000)
-    await stack.mine()
     expires_at = datetime.fromisoformat(payment["expires_at"]).timestamp()
-    assert time.time() < expires_at, "the payment must be made in time for this test to mean anything"
-    stack.node_warming_up(expires_at - time.time() + 3)  # every RPC answers -28 until well after expires_at
+    txid = await stack.pay(payment["address"], 10_000)
+    await stack.mine()
+    paid_at = (await stack.rpc("gettransaction", txid))["timereceived"]
+    assert paid_at <= expires_at, "setup too slow: the payment itself came after expiry"
+    stack.node_warming_up(expires_at + 3 - time.time())  # every RPC answers -28 until well after expires_at
 
     async def past_expiry_without_expiring() -> bool:
         assert (await stack.get(payment["id"]))["status"] != "expired"
