@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from satworks import logs
 from satworks.errors import SatworksError
 from satworks.settings import Settings
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
     sub.add_parser("web", help="run the intake API")
+    sub.add_parser("scheduler", help="run the scheduler of recurring tasks (one leader among all that run)")
     sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
@@ -37,8 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     revoke = apps_sub.add_parser("revoke")
     revoke.add_argument("name")
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
-    devnode.add_argument("kind", choices=("bitcoind",))
+    devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
+    draw = sub.add_parser("draw", help="provably fair raffle draws")
+    draw_sub = draw.add_subparsers(dest="draw_command", required=True)
+    verify = draw_sub.add_parser(
+        "verify",
+        help="recompute a draw's commitment and winners from its proof; exit 0 match, 1 mismatch, 2 cannot verify",
+    )
+    verify.add_argument("proof", help="the proof JSON (GET /v1/draws/{id}/proof), or - for standard input")
+    verify.add_argument("--node", metavar="URL", help="Bitcoin Core JSON-RPC URL: also re-read the beacon block hash")
+    verify.add_argument("--timeout-s", type=float, default=10.0, help="deadline of the node call (default 10)")
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
     enqueue.add_argument("type")
@@ -47,12 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     enqueue.add_argument("--app", required=True, help="the app the job belongs to")
     args = parser.parse_args(argv)
 
-    if args.command == "devnode":  # a simulator: it needs none of satworks' settings
-        from satworks.devnodes import bitcoind
+    if args.command == "devnode" and args.kind == "lnd":  # `satworks devnode lnd [pay] ...`
+        from satworks.devnodes.lnd.cli import main as lnd_main
 
-        bitcoind.main(args.args)
+        return lnd_main(args.args)
+    if args.command == "devnode":  # a simulator: it needs none of satworks' settings
+        if args.kind == "smtp":
+            from satworks.devnodes.smtp.main import main as smtp_main
+
+            smtp_main(args.args)
+            return 0
+        from satworks.devnodes.bitcoind import server
+
+        server.main(args.args)
         return 0
-    settings = Settings()
+    if args.command == "draw":  # a player's tool: the proof file (and a node) is all it needs
+        return _draw_verify(args.proof, args.node, args.timeout_s)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad setting: its variable's name, no traceback
+        for error in exc.errors(include_url=False):
+            name = "SATWORKS_" + "_".join(map(str, error["loc"])).upper() if error["loc"] else "settings"
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     try:
         return _run(args, settings)
@@ -90,6 +119,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             access_log=None,
             print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port}"),
         )
+    elif args.command == "scheduler":
+        from satworks.scheduler.service import run
+
+        return run(settings)
     elif args.command == "worker":
         return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":
@@ -103,6 +136,58 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps(enqueue_job(settings, args.app, args.type, json.loads(args.payload), args.priority)))
     return 0
+
+
+def _draw_verify(source: str, node_url: str | None, timeout_s: float) -> int:
+    """One line and an exit code: 0 match, 1 mismatch, 2 the proof is unreadable or the node cannot be asked."""
+    from pydantic import ValidationError
+
+    from satworks.draws import DrawProof, verify
+
+    if node_url is not None and not _is_http_url(node_url):  # not echoed: it may hold a password
+        print("error: --node is not an http(s)://[user:password@]host[:port] URL", file=sys.stderr)
+        return 2
+    try:
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        proof = DrawProof.model_validate_json(raw)
+    except OSError as exc:
+        print(f"error: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = ".".join(str(part) for part in problems[0]["loc"]) or "document"
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        print(f"error: {source} is not a draw proof: {where}: {problems[0]['msg']}{more}", file=sys.stderr)
+        return 2
+    result = verify(proof)
+    if result.ok and node_url is not None:
+        from satworks.integrations.bitcoin.rpc import BitcoinRpc
+
+        height, claimed = proof.beacon.height, proof.beacon.block_hash
+        try:
+            actual = BitcoinRpc(node_url, timeout_s=timeout_s).get_block_hash(height)
+        except SatworksError as exc:
+            print(f"error: cannot check the block hash with the node: {exc.message}", file=sys.stderr)
+            return 2
+        if actual != claimed:
+            node_says = f"has {actual}" if actual else "has no block"
+            print(f"mismatch: the node {node_says} at height {height}, the proof says {claimed}")
+            return 1
+        print(f"match: {result.reason}; the node agrees on the block hash")
+        return 0
+    print(f"{'match' if result.ok else 'mismatch'}: {result.reason}")
+    return 0 if result.ok else 1
+
+
+def _is_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:

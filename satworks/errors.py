@@ -4,9 +4,17 @@ SatworksError
 ├── TransientError          retried with backoff by the worker
 │   ├── DependencyUnavailable   Postgres, Redis or the broker cannot be reached
 │   │   └── BrokerUnavailable       the broker (Redis or RabbitMQ) refused or dropped a command
-│   └── NodeUnavailable         a Bitcoin / Lightning node cannot be asked
+│   ├── NodeUnavailable         a Bitcoin / Lightning node cannot be asked
+│   ├── SmtpTempFailure         the mail server answered 4xx, timed out or could not be reached
+│   ├── WebhookUndelivered      a webhook attempt worth repeating failed (5xx, 408, 429, timeout, connection)
+│   └── RetryWindowClosed       retries would start past their time window: the work is dead
 ├── PermanentError          fails the job at once, never retried
 │   ├── InvalidPayload
+│   │   ├── InvalidEmailAddress     an address email-validator refuses
+│   │   └── TemplateError           an unknown email template or a context it cannot render
+│   ├── SmtpRejected            the mail server answered 5xx (reply code and text kept)
+│   ├── WebhookRejected         the receiver's answer is final (3xx, 4xx other than 408/429)
+│   ├── UnsafeWebhookUrl        not http(s), or the host resolves to a refused address (SSRF guard)
 │   └── ChaosFailure            a canary asked to fail for good
 └── RequestError            answered to an HTTP caller, never raised inside jobs
     ├── BadRequest (400) · Unauthorized (401) · Forbidden (403) · NotFound (404)
@@ -50,12 +58,71 @@ class ChaosRetry(TransientError):
     code = "chaos_retry"
 
 
+class SmtpTempFailure(TransientError):
+    """A 4xx reply, a timeout or a refused connection: the same email may go through later."""
+
+    code = "smtp_temp_failure"
+
+    def __init__(self, message: str, *, smtp_code: int | None = None, smtp_reply: str | None = None) -> None:
+        super().__init__(message, details={"smtp_code": smtp_code, "smtp_reply": smtp_reply})
+        self.smtp_code = smtp_code
+        self.smtp_reply = smtp_reply
+
+
+class WebhookUndelivered(TransientError):
+    """An attempt failed in a way worth repeating; ``retry_after_s`` is the receiver's wish, if any."""
+
+    code = "webhook_undelivered"
+
+    def __init__(self, message: str, *, status_code: int | None, retry_after_s: float | None) -> None:
+        super().__init__(message, details={"status_code": status_code, "retry_after_s": retry_after_s})
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+
+class RetryWindowClosed(TransientError):
+    """The next retry would start after the retry window: the work ends ``dead``, not ``failed``."""
+
+    code = "retry_window_closed"
+
+
 class PermanentError(SatworksError):
     code = "permanent_error"
 
 
 class InvalidPayload(PermanentError):
     code = "invalid_payload"
+
+
+class InvalidEmailAddress(InvalidPayload):
+    code = "invalid_email_address"
+
+
+class TemplateError(InvalidPayload):
+    code = "template_error"
+
+
+class SmtpRejected(PermanentError):
+    """A 5xx reply (or a server that cannot do what the settings ask): sending again will not help."""
+
+    code = "smtp_rejected"
+
+    def __init__(self, message: str, *, smtp_code: int | None = None, smtp_reply: str | None = None) -> None:
+        super().__init__(message, details={"smtp_code": smtp_code, "smtp_reply": smtp_reply})
+        self.smtp_code = smtp_code
+        self.smtp_reply = smtp_reply
+
+
+class WebhookRejected(PermanentError):
+    code = "webhook_rejected"
+
+    def __init__(self, message: str, *, status_code: int | None) -> None:
+        super().__init__(message, details={"status_code": status_code})
+        self.status_code = status_code
+
+
+class UnsafeWebhookUrl(PermanentError):
+    code = "unsafe_webhook_url"
 
 
 class ChaosFailure(PermanentError):

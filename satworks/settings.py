@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from satworks.scheduler import specs
 
 
 class Settings(BaseSettings):
@@ -53,11 +55,89 @@ class Settings(BaseSettings):
     payment_check_min_ms: int = Field(2_000, ge=10)
     payment_check_max_ms: int = Field(60_000, ge=10)
 
+    # Lightning: lnd over gRPC (defaults: the merchant node of `satworks devnode lnd`).
+    lnd_grpc_host: str = "127.0.0.1:10009"
+    lnd_tls_cert_path: str = ".local/lnd/merchant/tls.cert"
+    lnd_macaroon_path: str = ".local/lnd/merchant/admin.macaroon"
+    lnd_rpc_timeout_s: float = Field(10.0, gt=0)
+    # Outgoing webhooks (docs/webhooks.md). Addresses that are not globally routable (loopback, private,
+    # link-local incl. 169.254.169.254, multicast, ...) are refused after DNS unless allowed here.
+    webhook_connect_timeout_s: float = Field(5.0, gt=0)
+    webhook_timeout_s: float = Field(15.0, gt=0)  # the whole attempt: connect, send, answer, body head
+    webhook_response_max_bytes: int = Field(4096, ge=0)  # read and kept of each answer's body
+    webhook_retry_after_max_s: int = Field(3600, ge=0)  # a receiver's Retry-After is honoured up to this
+    webhook_allowed_networks: list[IPvAnyNetwork] = []  # e.g. ["127.0.0.0/8", "::1/128"] in the quick start
+    webhook_allowed_hosts: list[str] = []  # host names that may resolve to any unicast address
+    webhook_retry_min_ms: int = Field(5_000, ge=1)
+    webhook_retry_max_ms: int = Field(3_600_000, ge=1)
+    webhook_retry_window_s: int = Field(86_400, ge=1)
+
+    # Email over SMTP. security: none | starttls | tls (implicit, port 465). The quick start uses
+    # `satworks devnode smtp` on 1025. Sessions are capped across all workers by smtp_max_sessions.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_ca_file: str | None = None  # PEM bundle for a relay with a private CA
+    smtp_helo_name: str | None = None  # EHLO name; default: this machine's FQDN
+    smtp_connect_timeout_s: float = Field(10.0, gt=0)
+    smtp_timeout_s: float = Field(30.0, gt=0)  # each command's answer
+    smtp_max_sessions: int = Field(5, ge=1)
+    email_from: str = "satworks <noreply@satworks.localhost>"
+    email_message_id_domain: str | None = None  # Message-IDs are <email id@this>; default: email_from's domain
+
+    # Scheduler (``satworks scheduler``): one leader among all that run; docs/operations.md "Scheduler".
+    scheduler_takeover_s: float = Field(15.0, ge=3, description="a standby leads within this after the leader died")
+    scheduler_check_s: float = Field(2.0, gt=0, le=30, description="the leader checks its lock connection this often")
+    scheduler_retry_s: float = Field(3.0, gt=0, le=60, description="a standby tries to take the lock this often")
+    scheduler_instance: str | None = Field(None, max_length=40, description="this scheduler's name; default host:pid")
+    scheduler_metrics_host: str = "127.0.0.1"
+    scheduler_metrics_port: int = Field(9194, ge=1, le=65535)
+    # One per task of satworks/scheduler/tasks.py: "off", "interval:<n>[s|m|h|d]" or "cron:<5 fields, UTC>".
+    schedule_canary: str = "interval:60"
+
+    @field_validator("*")
+    @classmethod
+    def _schedule_spec(cls, value: object, info: ValidationInfo) -> object:
+        """Every ``schedule_<task>`` setting is a valid spec, stored in its normal form."""
+        if info.field_name is not None and info.field_name.startswith("schedule_") and isinstance(value, str):
+            return specs.parse(value).text
+        return value
+
     @model_validator(mode="after")
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
             raise ValueError("reaper_interval_ms must be at most half of heartbeat_timeout_ms")
         return self
+
+    @model_validator(mode="after")
+    def _webhook_retry_bounds(self) -> Settings:
+        if self.webhook_retry_min_ms > self.webhook_retry_max_ms:
+            raise ValueError("webhook_retry_min_ms must not exceed webhook_retry_max_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _scheduler_timings(self) -> Settings:
+        retry_s, check_s = self.scheduler_retry_s, self.scheduler_check_s
+        if self.scheduler_takeover_s < max(retry_s + 2 * check_s + 2, 2 * retry_s + 2):
+            raise ValueError(
+                "scheduler_takeover_s must be at least scheduler_retry_s + 2 * scheduler_check_s + 2 and"
+                " 2 * scheduler_retry_s + 2 (Postgres ends a lock session after scheduler_takeover_s -"
+                " scheduler_retry_s - 1 s of silence, which must leave room for the leader's checks and"
+                " the standbys' retries)"
+            )
+        return self
+
+    @property
+    def scheduler_idle_timeout_s(self) -> float:
+        """Postgres ends a leader's lock session after this much silence, which frees the lock."""
+        return self.scheduler_takeover_s - self.scheduler_retry_s - 1
+
+    @property
+    def scheduler_lease_s(self) -> float:
+        """A leader acts only this long after the send of its last good check (< the idle timeout)."""
+        return self.scheduler_idle_timeout_s - 1
 
     @property
     def effective_broker_url(self) -> str:

@@ -1,8 +1,9 @@
 """Real Postgres, Redis and Dramatiq workers for every test process (one per pytest-xdist worker).
 
 Each xdist worker gets its own database (``satworks_test_<id>``, created and dropped here) and its own
-queue prefix, so workers never see each other's jobs. A missing service fails the run; only RabbitMQ
-is optional (its tests skip when it is not reachable).
+queue prefix, so workers never see each other's jobs. A missing Postgres or Redis fails the run; RabbitMQ
+is optional outside CI (its tests skip when it is not reachable, and fail under ``CI=true``: see
+``tests.support.require_service``).
 """
 
 from __future__ import annotations

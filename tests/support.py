@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: polling with a deadline, worker processes, direct database reads."""
+"""Helpers shared by the tests: polling with a deadline, services that must run, worker processes,
+direct database reads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import psycopg
+import pytest
 import redis
 
 from satworks.settings import Settings
@@ -43,6 +46,40 @@ def wait_until(check: Callable[[], T | None], *, timeout_s: float = 20, what: st
             return last
         time.sleep(0.05)  # poll interval, bounded by the deadline
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+def in_ci() -> bool:
+    """``CI=true``: every service the suite uses must run, so a missing one fails the run."""
+    return os.environ.get("CI") == "true"
+
+
+def require_service(name: str, check: Callable[[], object]) -> None:
+    """Skip the calling test when service ``name`` cannot be used; under ``CI=true``, fail it instead.
+
+    ``check`` tells whether the service answers: it raises, or returns ``False``, when it does not.
+    """
+    try:
+        usable = check() is not False
+        problem = "it did not answer"
+    except Exception as exc:
+        usable, problem = False, f"{type(exc).__name__}: {exc}"
+    if usable:
+        return
+    reason = f"{name} is not reachable ({problem})"
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true expects it to run", pytrace=False)
+    pytest.skip(reason)
+
+
+def tcp_check(url: str, *, default_port: int, timeout_s: float = 1.0) -> Callable[[], None]:
+    """A ``check`` for ``require_service``: something accepts TCP connections at ``url``'s host and port."""
+    parsed = urlparse(url)
+
+    def check() -> None:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=timeout_s):
+            pass
+
+    return check
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -122,3 +123,29 @@ def listing(conn: Connection) -> list[AppInfo]:
         )
     )
     return [AppInfo(*row) for row in rows]
+
+
+INTERNAL_KEY_ID = "internal"
+NO_KEY_HASH = "-" * 64  # never a hex digest: no secret verifies against it
+
+
+def ensure_internal(engine: Engine, name: str) -> uuid.UUID:
+    """The id of the platform-internal app ``name``, created once (concurrent callers agree on one row).
+
+    Its key can never be used: no key names ``key_id`` ``internal`` (keys name 12 characters), its
+    hash is no SHA-256 digest, and it has no scopes. Raises ``Conflict`` when an ordinary app holds
+    the name.
+    """
+    with db_errors(), engine.begin() as conn:
+        conn.execute(
+            pg_insert(apps)
+            .values(
+                id=uuid.uuid4(), name=name, key_id=f"{INTERNAL_KEY_ID}-{name}"[:32], key_hash=NO_KEY_HASH, scopes=[]
+            )
+            .on_conflict_do_nothing()
+        )
+        row = conn.execute(select(apps.c.id, apps.c.key_hash).where(apps.c.name == name)).one()
+    if row.key_hash != NO_KEY_HASH:
+        raise Conflict(f"an app named {name!r} exists with an API key; satworks needs that name")
+    app_id: uuid.UUID = row.id
+    return app_id

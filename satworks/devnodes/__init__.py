@@ -1,1 +1,1 @@
-"""devnodes: filled in by later capabilities."""
+"""Development node simulators, one package per node: ``bitcoind/`` (regtest Bitcoin Core)."""

@@ -21,6 +21,7 @@ from satworks.http.ratelimit import WindowLimiter
 from satworks.http.routes import all_routes
 from satworks.intake.recovery import recover_forever
 from satworks.intake.resources import open_intake
+from satworks.metrics.build import register_build_info
 from satworks.metrics.http import HttpMetrics
 from satworks.settings import Settings
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app[ctx.SETTINGS] = settings
     app[ctx.REGISTRY] = registry or CollectorRegistry()
     app[ctx.HTTP_METRICS] = HttpMetrics.create(app[ctx.REGISTRY])
+    register_build_info(app[ctx.REGISTRY])
     routes = all_routes()
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)

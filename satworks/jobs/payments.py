@@ -12,15 +12,15 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from satworks import clock
 from satworks.db import payments as store
-from satworks.integrations.bitcoin.rpc import INVALID_ADDRESS_OR_KEY, WALLET_ERROR, BitcoinRpc, RpcError
-from satworks.payments.amounts import btc_to_sat
+from satworks.integrations.bitcoin.records import WalletTx
+from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.payments.evaluate import Receipt
 from satworks.payments.status import PaymentStatus, TxState
 from satworks.settings import Settings
@@ -57,7 +57,7 @@ def create_address(res: PaymentResources, payment_id: str) -> None:
         row = store.load(conn, pid)
     if row is None or row.status != PaymentStatus.CREATING:
         return  # already done by an earlier run
-    address = res.rpc.call("getnewaddress", payment_id, "bech32")
+    address = res.rpc.new_address(payment_id)
     with res.engine.begin() as conn:
         if store.set_address(conn, pid, address):
             log.info("payment address assigned", extra={"action": "payment_address", "payment_id": payment_id})
@@ -72,7 +72,7 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
         if row is None or row.address is None:
             return
         known = {r.txid for r in store.stored_txs(conn, [pid])}
-    if row.address_supplied and row.status == PaymentStatus.NEW and not _watched(res.rpc, row.address):
+    if row.address_supplied and row.status == PaymentStatus.NEW and not res.rpc.is_watched(row.address):
         with res.engine.begin() as conn:
             store.mark_unwatchable(conn, pid)
         log.warning(
@@ -81,8 +81,7 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
         )
         return
     read_at = clock.utcnow()
-    listed = res.rpc.call("listreceivedbyaddress", 0, True, True, row.address)
-    txids = known | {txid for entry in listed for txid in entry.get("txids", [])}
+    txids = known | set(res.rpc.received_by_address(row.address))
     receipts = [r for txid in sorted(txids) for r in _read_tx(res.rpc, txid, {row.address})]
     with res.engine.begin() as conn:
         verdict = store.apply_receipts(conn, pid, receipts, read_at)
@@ -102,16 +101,12 @@ def check(res: PaymentResources, payment_id: str, seq: int | None = None) -> Non
 def check_tx(res: PaymentResources, txid: str) -> None:
     """A node said ``txid`` changed: re-read it and re-evaluate the requests it pays."""
     read_at = clock.utcnow()
-    try:
-        tx = res.rpc.call("gettransaction", txid, True)
-    except RpcError as exc:
-        if exc.rpc_code == INVALID_ADDRESS_OR_KEY:
-            return  # not a wallet transaction: nothing of ours
-        raise
-    addresses = {d["address"] for d in tx.get("details", []) if d.get("category") == "receive" and "address" in d}
+    tx = res.rpc.get_transaction(txid)
+    if tx is None:
+        return  # not a wallet transaction: nothing of ours
     with res.engine.begin() as conn:
-        owners = store.by_addresses(conn, addresses)
-    receipts = _receipts(res.rpc, tx, set(owners))
+        owners = store.by_addresses(conn, {r.address for r in tx.receives})
+    receipts = _receipts(tx, set(owners))
     for address, pid in owners.items():
         with res.engine.begin() as conn:
             store.apply_receipts(conn, pid, [r for r in receipts if r.address == address], read_at)
@@ -120,10 +115,10 @@ def check_tx(res: PaymentResources, txid: str) -> None:
 def sweep(res: PaymentResources) -> dict[str, int]:
     """Check every monitored request with a bounded number of RPC calls.
 
-    One ``listsinceblock`` from the stored cursor (from the fork point after a reorg; ``removed``
-    lists what the reorg undid), one ``getblockcount``, then ``gettransaction`` only for the txids
-    that touch our addresses or were unconfirmed. Confirmations of everything else follow from the
-    stored block heights.
+    The wallet's transactions since the stored cursor (from the fork point after a reorg; ``removed``
+    lists what the reorg undid), the tip height, then one transaction read per txid that touches our
+    addresses or was unconfirmed. Confirmations of everything else follow from the stored block
+    heights.
     """
     calls_before = res.rpc.calls
     read_at = clock.utcnow()
@@ -133,17 +128,16 @@ def sweep(res: PaymentResources) -> dict[str, int]:
         last = store.cursor(conn, NODE)
         monitored = {row.address: row.id for row in store.monitored(conn, read_at)}
         unconfirmed = {r.txid for r in store.stored_txs(conn, list(monitored.values())) if r.state != TxState.CONFIRMED}
-        since = _since(res.rpc, last)
-        tip = int(res.rpc.call("getblockcount"))
-        entries = [*since.get("transactions", []), *since.get("removed", [])]
-        affected = {e["txid"] for e in entries if e.get("address") in monitored} | unconfirmed
+        since = res.rpc.list_since_block(last)
+        tip = res.rpc.block_count()
+        affected = {e.txid for e in (*since.transactions, *since.removed) if e.address in monitored} | unconfirmed
         receipts = [r for txid in sorted(affected) for r in _read_tx(res.rpc, txid, set(monitored))]
         by_payment: dict[uuid.UUID, list[Receipt]] = {pid: [] for pid in store.sweep_candidates(conn, read_at)}
         for receipt in receipts:
             by_payment.setdefault(monitored[receipt.address], []).append(receipt)
         for pid, fresh in by_payment.items():
             store.apply_receipts(conn, pid, fresh, read_at, tip_height=tip)
-        store.save_cursor(conn, NODE, since["lastblock"])
+        store.save_cursor(conn, NODE, since.last_block)
     return {
         "monitored": len(monitored),
         "evaluated": len(by_payment),
@@ -152,79 +146,35 @@ def sweep(res: PaymentResources) -> dict[str, int]:
     }
 
 
-def _since(rpc: BitcoinRpc, cursor: str | None) -> dict[str, Any]:
-    """``listsinceblock`` from the cursor; from the start when the node does not know that block (a
-    node replaced or resynced onto another chain): slower, but never stuck."""
-    if cursor is not None:
-        try:
-            result: dict[str, Any] = rpc.call("listsinceblock", cursor, 1, True, True)
-            return result
-        except RpcError as exc:
-            if exc.rpc_code != INVALID_ADDRESS_OR_KEY:
-                raise
-            log.warning("sweep cursor unknown to the node; reading the whole wallet", extra={"action": "cursor_reset"})
-    result = rpc.call("listsinceblock", None, 1, True, True)
-    return result
-
-
 @dataclass(frozen=True)
 class _AddressedReceipt(Receipt):
     address: str = ""
 
 
 def _read_tx(rpc: BitcoinRpc, txid: str, addresses: set[str]) -> list[_AddressedReceipt]:
-    try:
-        tx = rpc.call("gettransaction", txid, True)
-    except RpcError as exc:
-        if exc.rpc_code == INVALID_ADDRESS_OR_KEY:
-            return []
-        raise
-    return _receipts(rpc, tx, addresses)
+    tx = rpc.get_transaction(txid)
+    return [] if tx is None else _receipts(tx, addresses)
 
 
-def _receipts(rpc: BitcoinRpc, tx: dict[str, Any], addresses: Iterable[str]) -> list[_AddressedReceipt]:
-    """Outputs of ``tx`` paying one of ``addresses``, in integer satoshis, with liveness from the node."""
+def _receipts(tx: WalletTx, addresses: Iterable[str]) -> list[_AddressedReceipt]:
+    """Outputs of ``tx`` paying one of ``addresses``, with its liveness as the node reports it."""
     wanted = set(addresses)
-    confirmations = int(tx["confirmations"])
-    in_mempool = False
-    if confirmations == 0:
-        try:
-            rpc.call("getmempoolentry", tx["txid"])
-            in_mempool = True
-        except RpcError as exc:
-            if exc.rpc_code != INVALID_ADDRESS_OR_KEY:
-                raise
-            # Not in the mempool: dropped, or mined between our two calls. Read it again to tell.
-            tx = rpc.call("gettransaction", tx["txid"], True)
-            confirmations = int(tx["confirmations"])
-    received_at = datetime.fromtimestamp(int(tx.get("timereceived") or tx["time"]), UTC)
     return [
         _AddressedReceipt(
-            txid=tx["txid"],
-            vout=int(d["vout"]),
-            amount_sat=btc_to_sat(d["amount"]),
-            confirmations=confirmations,
-            in_mempool=in_mempool,
-            replaceable=tx.get("bip125-replaceable") == "yes",
-            received_at=received_at,
-            block_hash=tx.get("blockhash"),
-            block_height=tx.get("blockheight"),
-            address=d["address"],
+            txid=tx.txid,
+            vout=r.vout,
+            amount_sat=r.amount_sat,
+            confirmations=tx.confirmations,
+            in_mempool=tx.in_mempool,
+            replaceable=tx.replaceable,
+            received_at=tx.received_at,
+            block_hash=tx.block_hash,
+            block_height=tx.block_height,
+            address=r.address,
         )
-        for d in tx.get("details", [])
-        if d.get("category") == "receive" and d.get("address") in wanted
+        for r in tx.receives
+        if r.address in wanted
     ]
-
-
-def _watched(rpc: BitcoinRpc, address: str) -> bool:
-    """Whether the node's wallet watches ``address`` (own or watch-only); -4 says it does not."""
-    try:
-        rpc.call("getreceivedbyaddress", address, 0)
-    except RpcError as exc:
-        if exc.rpc_code == WALLET_ERROR:
-            return False
-        raise
-    return True
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared bootstrap for scripts/up, scripts/test and scripts/down (sourced, not run).
 #
-# sw_ensure_all: python venv + Postgres + Redis (+ RabbitMQ detection), then exports
+# sw_ensure_all [--rabbitmq]: python venv + Postgres + Redis (+ RabbitMQ: started with --rabbitmq,
+# else only detected), then exports
 #   SATWORKS_DATABASE_URL, SATWORKS_REDIS_URL            (the app)
 #   SATWORKS_TEST_PG_URL, SATWORKS_TEST_REDIS_URL        (the tests)
 #   SATWORKS_TEST_AMQP_URL                               (only if RabbitMQ answers)
@@ -11,7 +12,7 @@
 #   SATWORKS_PYTHON                   python interpreter used to create .venv
 #   SATWORKS_PG_PROBE_PORT=5432       SATWORKS_LOCAL_PG_PORT=54329
 #   SATWORKS_REDIS_PROBE_PORT=6379    SATWORKS_LOCAL_REDIS_PORT=63799
-#   SATWORKS_AMQP_PROBE_PORT=5672
+#   SATWORKS_AMQP_PROBE_PORT=5672     SATWORKS_NO_RABBITMQ=1 (scripts/test: do not install/start it)
 
 SW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SW_LOCAL=$SW_ROOT/.local
@@ -48,7 +49,9 @@ sw_apt_install() {
     SW_APT_UPDATED=1
   fi
   sw_log "apt-get install $*"
-  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Wait for another apt/dpkg run (other checkouts on the machine) instead of failing at once.
+  sw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- python / venv
@@ -230,7 +233,83 @@ sw_ensure_redis() {
   export SATWORKS_TEST_REDIS_URL="${SATWORKS_TEST_REDIS_URL:-redis://$SW_HOST:$port/13}"
 }
 
-# ---------------------------------------------------------------- rabbitmq (detect only)
+# ---------------------------------------------------------------- rabbitmq
+# sw_amqp_usable URL: an AMQP broker at URL accepts a login (pika from .venv; an open port without it).
+sw_amqp_usable() {
+  if "$SW_VENV/bin/python" -c 'import pika' 2>/dev/null; then
+    timeout 15 "$SW_VENV/bin/python" -c '
+import sys, pika
+params = pika.URLParameters(sys.argv[1])
+params.socket_timeout = params.blocked_connection_timeout = 5
+pika.BlockingConnection(params).close()' "$1" >/dev/null 2>&1
+  else
+    sw_port_open "$SW_HOST" "$SW_AMQP_PROBE_PORT"
+  fi
+}
+
+# sw_rabbitmq_env: the environment the server and its tools share. Debian's default node name is
+# rabbit@<short hostname>; where that name does not resolve (some containers) the node could not start.
+sw_rabbitmq_env() {
+  local name
+  if grep -qs '^[[:space:]]*NODENAME=' /etc/rabbitmq/rabbitmq-env.conf || [[ -n ${RABBITMQ_NODENAME:-} ]]; then
+    return
+  fi
+  name=$(hostname -s 2>/dev/null || true)
+  if [[ -z $name ]] || ! getent hosts "$name" >/dev/null; then
+    export RABBITMQ_NODENAME=rabbit@localhost
+  fi
+}
+
+sw_start_rabbitmq() {
+  local url=$1 i
+  sw_rabbitmq_env
+  # A node that runs but does not accept logins yet is booting (e.g. started by the package's
+  # postinst): wait for it rather than start a second one.
+  if sw_as_root env ${RABBITMQ_NODENAME:+RABBITMQ_NODENAME=$RABBITMQ_NODENAME} \
+    timeout 20 rabbitmqctl -q status >/dev/null 2>&1; then
+    sw_log "rabbitmq: node running, waiting for it to accept connections"
+  else
+    sw_log "rabbitmq: starting the server (rabbitmq-server -detached)"
+    sw_as_root env ${RABBITMQ_NODENAME:+RABBITMQ_NODENAME=$RABBITMQ_NODENAME} rabbitmq-server -detached ||
+      sw_die "rabbitmq-server -detached failed (logs: /var/log/rabbitmq/)"
+  fi
+  for i in $(seq 120); do
+    if sw_amqp_usable "$url"; then
+      sw_log "rabbitmq: up after ${i} tries"
+      return
+    fi
+    sleep 0.5 # boot poll interval, bounded by the loop
+  done
+  sw_as_root sh -c 'tail -n 20 /var/log/rabbitmq/*.log' >&2 2>/dev/null || true
+  sw_die "rabbitmq did not accept connections within 60 s (logs: /var/log/rabbitmq/)"
+}
+
+# sw_ensure_rabbitmq: use the RabbitMQ on $SW_AMQP_PROBE_PORT, or install and start it (Debian's
+# package, guest/guest, reachable from localhost only). SATWORKS_NO_RABBITMQ=1 only detects: its
+# tests then skip (and fail under CI=true).
+sw_ensure_rabbitmq() {
+  local url="amqp://guest:guest@$SW_HOST:$SW_AMQP_PROBE_PORT/%2F"
+  if [[ -n ${SATWORKS_TEST_AMQP_URL:-} ]]; then
+    sw_log "rabbitmq: using SATWORKS_TEST_AMQP_URL from the environment"
+    return
+  fi
+  if ! sw_amqp_usable "$url"; then
+    if [[ -n ${SATWORKS_NO_RABBITMQ:-} ]]; then
+      sw_log "rabbitmq: not running and SATWORKS_NO_RABBITMQ set: AMQP tests will skip (fail under CI=true)"
+      return
+    fi
+    if sw_port_open "$SW_HOST" "$SW_AMQP_PROBE_PORT" && ! command -v rabbitmqctl >/dev/null; then
+      sw_die "something on $SW_HOST:$SW_AMQP_PROBE_PORT refuses guest/guest and is not a local RabbitMQ; set SATWORKS_TEST_AMQP_URL"
+    fi
+    command -v rabbitmq-server >/dev/null || sw_apt_install rabbitmq-server
+    sw_start_rabbitmq "$url"
+  else
+    sw_log "rabbitmq: using the server on $SW_HOST:$SW_AMQP_PROBE_PORT"
+  fi
+  export SATWORKS_TEST_AMQP_URL=$url
+}
+
+# sw_detect_amqp: export SATWORKS_TEST_AMQP_URL when a RabbitMQ answers; start nothing.
 sw_detect_amqp() {
   if [[ -n ${SATWORKS_TEST_AMQP_URL:-} ]]; then
     sw_log "rabbitmq: using SATWORKS_TEST_AMQP_URL from the environment"
@@ -238,11 +317,66 @@ sw_detect_amqp() {
     export SATWORKS_TEST_AMQP_URL="amqp://guest:guest@$SW_HOST:$SW_AMQP_PROBE_PORT/%2F"
     sw_log "rabbitmq: found on $SW_HOST:$SW_AMQP_PROBE_PORT"
   else
-    sw_log "rabbitmq: not running (optional; AMQP tests will be skipped)"
+    sw_log "rabbitmq: not running (optional for the stack; ./scripts/test starts it)"
   fi
 }
 
+# ---------------------------------------------------------------- chromium (browser tests)
+# The draw verification page is tested in Debian's headless Chromium through Playwright
+# (which cannot download its own browser here). SATWORKS_TEST_CHROMIUM overrides the path.
+sw_ensure_chromium() {
+  local bin=${SATWORKS_TEST_CHROMIUM:-/usr/bin/chromium}
+  mkdir -p "$SW_LOCAL"
+  exec 9>"$SW_LOCAL/bootstrap.lock" # one apt-get at a time (see sw_ensure_all)
+  flock 9
+  if [[ -x $bin ]]; then
+    sw_log "chromium: $bin"
+  else
+    sw_apt_install chromium
+    [[ -x $bin ]] || sw_die "chromium installed but $bin is missing"
+  fi
+  flock -u 9
+  exec 9>&-
+  export SATWORKS_TEST_CHROMIUM=$bin
+}
+
+# ---------------------------------------------------------------- prometheus (promtool + server binary)
+# The monitoring tests run promtool and a throwaway Prometheus server on free ports (tests/monitoring/).
+# Debian's `prometheus` package brings both; installing it also enables and starts a system-wide server
+# on :9090 (systemd, or sysvinit where no policy-rc.d forbids it). satworks needs only the binaries, and
+# deploy/README.md runs its own server on :9090: so a server that our install started is stopped and
+# disabled again. A server that was there before is left alone.
+sw_ensure_prometheus() {
+  if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    sw_log "prometheus: $(promtool --version 2>&1 | head -n1)"
+    return
+  fi
+  if ! command -v apt-get >/dev/null && [[ ${CI:-} != true ]]; then
+    sw_log "prometheus: not installed and no apt-get; the promtool/Prometheus tests will skip"
+    return
+  fi
+  mkdir -p "$SW_LOCAL"
+  exec 9>"$SW_LOCAL/bootstrap.lock"
+  flock 9
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then sw_apt_install prometheus; fi
+  flock -u 9
+  exec 9>&-
+  command -v promtool >/dev/null || sw_die "prometheus installed but no promtool on PATH"
+  if [[ -d /run/systemd/system ]]; then
+    if systemctl is-active --quiet prometheus; then
+      sw_log "prometheus: stopping the system service the package started (start it with: systemctl enable --now prometheus)"
+      sw_as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  elif [[ -x /etc/init.d/prometheus ]] && sw_as_root /etc/init.d/prometheus status >/dev/null 2>&1; then
+    sw_log "prometheus: stopping the system service the package started"
+    sw_as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    sw_as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+  sw_log "prometheus: $(promtool --version 2>&1 | head -n1)"
+}
+
 # ---------------------------------------------------------------- all
+# sw_ensure_all [--rabbitmq]: with --rabbitmq (scripts/test), RabbitMQ is installed/started too.
 sw_ensure_all() {
   mkdir -p "$SW_LOCAL"
   # One bootstrap at a time (e.g. scripts/up and scripts/test started together).
@@ -251,7 +385,7 @@ sw_ensure_all() {
   sw_ensure_venv
   sw_ensure_postgres
   sw_ensure_redis
-  sw_detect_amqp
+  if [[ ${1:-} == --rabbitmq ]]; then sw_ensure_rabbitmq; else sw_detect_amqp; fi
   flock -u 9
   exec 9>&-
   sw_log "SATWORKS_DATABASE_URL=$SATWORKS_DATABASE_URL"

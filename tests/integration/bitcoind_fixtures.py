@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from satworks.devnodes.bitcoind import BitcoindConfig, BitcoindSim
+from satworks.devnodes.bitcoind.server import BitcoindConfig, BitcoindSim
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -49,6 +49,10 @@ class BitcoindNode:
         """Run a plain function on the simulator's loop (e.g. ``sim.set_warming_up``)."""
         self._run(_call(fn, *args))
 
+    def read(self, fn: Callable[[], T]) -> T:
+        """Evaluate ``fn`` on the simulator's loop (e.g. ``lambda: sim.open_connections``)."""
+        return self._run(_value(fn))
+
     def sim_stop(self) -> None:
         self._run(self.sim.stop())
 
@@ -70,6 +74,10 @@ class BitcoindNode:
 
 async def _call(fn: Any, *args: Any) -> None:
     fn(*args)
+
+
+async def _value(fn: Callable[[], T]) -> T:
+    return fn()
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from satworks.devnodes.bitcoind import BitcoindConfig
+from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 
-from satworks.devnodes.bitcoind import BitcoindConfig
+from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.integrations.bitcoin.address import decode_address, is_valid_address
 from tests.integration.bitcoind_fixtures import BitcoindNode, running_bitcoind
 

@@ -101,18 +101,21 @@ async def test_reorg_that_removes_a_confirmed_payment_makes_it_invalid(stack: Pa
 
 async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(stack: PaymentStack) -> None:
     await stack.fund()
-    payment = await stack.created(amount_sat=10_000, expires_in=4)
-    await stack.pay(payment["address"], 10_000)
-    await stack.mine()
-    stack.node_warming_up(4 + 3)  # every RPC answers -28 until well after expires_at
+    # Enough time to pay and mine before expiry even on a loaded machine: paying late would rightly expire it.
+    payment = await stack.created(amount_sat=10_000, expires_in=15)
     expires_at = datetime.fromisoformat(payment["expires_at"]).timestamp()
+    txid = await stack.pay(payment["address"], 10_000)
+    await stack.mine()
+    paid_at = (await stack.rpc("gettransaction", txid))["timereceived"]
+    assert paid_at <= expires_at, "setup too slow: the payment itself came after expiry"
+    stack.node_warming_up(expires_at + 3 - time.time())  # every RPC answers -28 until well after expires_at
 
     async def past_expiry_without_expiring() -> bool:
         assert (await stack.get(payment["id"]))["status"] != "expired"
         return time.time() > expires_at + 2
 
-    await eventually(past_expiry_without_expiring, timeout_s=15, what="time to pass expiry while the node is down")
-    settled = await stack.wait_for(payment["id"], "settled", timeout_s=30)
+    await eventually(past_expiry_without_expiring, timeout_s=30, what="time to pass expiry while the node is down")
+    settled = await stack.wait_for(payment["id"], "settled", timeout_s=45)
     assert settled["received_sat"] == 10_000
 
 

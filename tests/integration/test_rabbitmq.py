@@ -1,12 +1,11 @@
-"""The same job lifecycle on Dramatiq's RabbitMQ broker (skipped when RabbitMQ is not reachable)."""
+"""The same job lifecycle on Dramatiq's RabbitMQ broker (skipped when RabbitMQ is not reachable; under
+``CI=true`` that fails instead)."""
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -14,32 +13,25 @@ from satworks.broker.build import build_broker
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
-from tests.support import WorkerProcess, free_port
+from tests.support import WorkerProcess, free_port, require_service, tcp_check
 
 AMQP_URL = os.environ.get("SATWORKS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
-
-def _reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=1):
-            return True
-    except OSError:
-        return False
+pytestmark = pytest.mark.rabbitmq
 
 
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.skipif(not _reachable(AMQP_URL), reason="RabbitMQ is not reachable"),
-]
+@pytest.fixture(scope="module", autouse=True)
+def rabbitmq() -> str:
+    require_service("RabbitMQ", tcp_check(AMQP_URL, default_port=5672))
+    return AMQP_URL
 
 
 @pytest.fixture(scope="module")
-def rabbit_settings(base_settings: Settings) -> Iterator[Settings]:
+def rabbit_settings(rabbitmq: str, base_settings: Settings) -> Iterator[Settings]:
     # Durable queues under this run's own prefix, deleted again at the end.
     settings = base_settings.model_copy(
         update={
-            "broker_url": AMQP_URL,
+            "broker_url": rabbitmq,
             "queue_prefix": "r" + base_settings.queue_prefix,
             "worker_metrics_port": free_port(),
         }

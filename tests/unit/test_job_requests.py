@@ -56,3 +56,21 @@ def test_unknown_type_and_bad_payload_are_rejected() -> None:
 def test_naive_run_at_is_refused() -> None:
     with pytest.raises(ValidationError):
         JobIn.model_validate({"type": "canary", "run_at": "2030-01-01T00:00:00"})
+
+
+@pytest.mark.parametrize("note", ["\x00", "a\x00b", "\\\x00"])
+def test_u0000_in_the_payload_is_refused_before_it_can_spoil_a_batch(note: str) -> None:
+    with pytest.raises(ValidationFailed, match="U\\+0000") as caught:
+        row(payload={"note": note})
+    assert caught.value.details == [{"loc": ["payload"]}]
+
+
+def test_u0000_in_the_idempotency_key_is_refused() -> None:
+    with pytest.raises(ValidationFailed, match="U\\+0000") as caught:
+        job_row(JobIn(type="canary"), app_id=APP, idempotency_key="k\x00", queue_prefix="")
+    assert caught.value.details == [{"loc": ["idempotency_key"]}]
+
+
+@pytest.mark.parametrize("note", ["\\u0000", "\\\\u0000", "u0000"])
+def test_text_that_only_spells_u0000_is_accepted(note: str) -> None:
+    assert row(payload={"note": note})[0].payload["note"] == note

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from satworks.errors import PermanentError
+from satworks.metrics.build import register_build_info
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
 
@@ -75,5 +76,6 @@ def serve_worker_metrics() -> None:
     settings = Settings()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
+    register_build_info(registry)
     start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry)
     threading.Event().wait()

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from satworks.devnodes.chain import Chain
-from satworks.devnodes.jsonrpc import Arg
-from satworks.devnodes.wallet import Wallet
+from satworks.devnodes.bitcoind.chain import Chain
+from satworks.devnodes.bitcoind.jsonrpc import Arg
+from satworks.devnodes.bitcoind.wallet import Wallet
 
 
 @dataclass

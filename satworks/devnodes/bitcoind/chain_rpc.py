@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from satworks.devnodes.chain import REGTEST_BITS, Block, Chain, Tx
-from satworks.devnodes.jsonrpc import (
+from satworks.devnodes.bitcoind.chain import REGTEST_BITS, Block, Chain, Tx
+from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_INVALID_ADDRESS_OR_KEY,
     RPC_INVALID_PARAMETER,
     RPC_MISC_ERROR,
@@ -20,7 +20,7 @@ from satworks.devnodes.jsonrpc import (
     parse_hash,
     usage,
 )
-from satworks.devnodes.methods import Node, Registry
+from satworks.devnodes.bitcoind.methods import Node, Registry
 from satworks.integrations.bitcoin.address import canonical_address, decode_address
 
 registry = Registry("Blockchain")

@@ -14,8 +14,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from satworks.devnodes.chain_rpc import decode_tx
-from satworks.devnodes.jsonrpc import (
+from satworks.devnodes.bitcoind.chain_rpc import decode_tx
+from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_INVALID_ADDRESS_OR_KEY,
     RPC_INVALID_PARAMETER,
     RPC_TYPE_ERROR,
@@ -27,8 +27,8 @@ from satworks.devnodes.jsonrpc import (
     parse_amount,
     parse_hash,
 )
-from satworks.devnodes.methods import Node, Registry
-from satworks.devnodes.wallet import DEFAULT_FEE_RATE, Wallet, WalletTx
+from satworks.devnodes.bitcoind.methods import Node, Registry
+from satworks.devnodes.bitcoind.wallet import DEFAULT_FEE_RATE, Wallet, WalletTx
 from satworks.integrations.bitcoin.address import canonical_address
 
 registry = Registry("Wallet", wallet=True)

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from satworks.devnodes.chain import (
+from satworks.devnodes.bitcoind.chain import (
     COINBASE_MATURITY,
     Chain,
     ChainError,
@@ -25,7 +25,7 @@ from satworks.devnodes.chain import (
     make_tx,
     script_for,
 )
-from satworks.devnodes.jsonrpc import (
+from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_INVALID_ADDRESS_OR_KEY,
     RPC_INVALID_PARAMETER,
     RPC_WALLET_ERROR,

@@ -4,7 +4,7 @@ Tests and local runs talk to it exactly as to ``bitcoind -regtest`` (python-bitc
 ``AuthServiceProxy`` works unchanged), so satworks' Bitcoin code is exercised through the real
 protocol: HTTP Basic auth, Core's legacy-vs-2.0 status codes, batches, -28 while warming up, exact
 amounts, reorgs. The HTTP rules are Core's ``httprpc.cpp``/``request.cpp``; the chain and wallet
-rules live in ``chain.py`` and ``wallet.py``.
+rules live in ``chain.py`` and ``wallet.py`` beside this module.
 
 All state belongs to the server's event loop and no handler awaits, so every RPC is atomic even when
 requests arrive concurrently. Notifications (``walletnotify``/``blocknotify``) are URLs POSTed
@@ -32,9 +32,9 @@ import aiohttp
 from aiohttp import web
 
 from satworks import logs
-from satworks.devnodes import chain_rpc, wallet_rpc
-from satworks.devnodes.chain import Chain
-from satworks.devnodes.jsonrpc import (
+from satworks.devnodes.bitcoind import chain_rpc, wallet_rpc
+from satworks.devnodes.bitcoind.chain import Chain
+from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_IN_WARMUP,
     RPC_INVALID_REQUEST,
     RPC_METHOD_NOT_FOUND,
@@ -46,9 +46,9 @@ from satworks.devnodes.jsonrpc import (
     dumps,
     loads,
 )
-from satworks.devnodes.methods import Node
-from satworks.devnodes.miner import Miner
-from satworks.devnodes.wallet import Wallet
+from satworks.devnodes.bitcoind.methods import Node
+from satworks.devnodes.bitcoind.miner import Miner
+from satworks.devnodes.bitcoind.wallet import Wallet
 
 log = logging.getLogger("satworks.devnodes.bitcoind")
 
@@ -70,6 +70,7 @@ class BitcoindConfig:
     walletnotify_url: str | None = None
     blocknotify_url: str | None = None
     warmup_s: float = 0.0  # after each start, every RPC answers -28 for this long
+    rpcservertimeout_s: float = 30.0  # Core's -rpcservertimeout: an idle keep-alive connection is closed
 
 
 class _Request:
@@ -134,6 +135,7 @@ class BitcoindSim:
         self.node.methods = {**chain_rpc.registry.methods, **wallet_rpc.registry.methods}
         self._credentials = f"{config.rpc_user}:{config.rpc_password}".encode()
         self._warm_until = 0.0
+        self._unanswered = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -163,7 +165,9 @@ class BitcoindSim:
             sock.close()
             raise
         self._port = sock.getsockname()[1]
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self.app(), access_log=None, shutdown_timeout=1.0, keepalive_timeout=self.config.rpcservertimeout_s
+        )
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._runner = runner
@@ -186,6 +190,16 @@ class BitcoindSim:
             await self._session.close()
             self._session = None
 
+    @property
+    def open_connections(self) -> int:
+        """HTTP connections open now (an idle one is closed after ``rpcservertimeout_s``)."""
+        return len(self._runner.server.connections) if self._runner and self._runner.server else 0
+
+    def drop_answers(self, count: int) -> None:
+        """Run the next ``count`` requests but close their connection before any answer, as when a
+        node dies mid-call or its idle close crosses a request on the wire."""
+        self._unanswered = count
+
     def set_warming_up(self, seconds: float) -> None:
         """Answer -28 "Loading wallet…" to every RPC for ``seconds`` from now (0 ends it)."""
         self._warm_until = time.monotonic() + seconds
@@ -203,6 +217,9 @@ class BitcoindSim:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
         body = await request.read()
         status, text = self._process(body, request.match_info.get("name"))
+        if self._unanswered > 0 and request.transport is not None:
+            self._unanswered -= 1
+            request.transport.close()  # FIN before any byte of the answer
         if text is None:
             return web.Response(status=status)
         return web.Response(status=status, body=text.encode(), content_type="application/json")
@@ -347,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--walletnotify", default=None, help="URL POSTed per wallet tx change; %%s = txid")
     parser.add_argument("--blocknotify", default=None, help="URL POSTed per new best block; %%s = block hash")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of -28 answers after start")
+    parser.add_argument(
+        "--rpcservertimeout", type=float, default=30.0, help="seconds before an idle connection is closed (Core: 30)"
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--premine", type=int, default=0, help="blocks mined at start (101 funds the wallet)")
     parser.add_argument("--mine-every", type=float, default=None, help="mine a block every N seconds")
@@ -358,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         walletnotify_url=args.walletnotify,
         blocknotify_url=args.blocknotify,
         warmup_s=args.warmup,
+        rpcservertimeout_s=args.rpcservertimeout,
     )
     asyncio.run(_serve(config, args.host, args.port, premine=args.premine, mine_every_s=args.mine_every))
 

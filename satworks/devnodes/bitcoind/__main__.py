@@ -1,0 +1,3 @@
+from satworks.devnodes.bitcoind.server import main
+
+main()

@@ -1,0 +1,5 @@
+import sys
+
+from satworks.devnodes.lnd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,3 @@
+from satworks.devnodes.smtp.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""emails: what an email says and to whom: templates, addresses and the message built from them."""

@@ -1,0 +1,192 @@
+"""What the lnd client returns: small frozen records built from lnd's messages.
+
+Amounts are integer millisatoshis as lnd keeps them. Whole satoshis are derived by
+``split_msat`` (floor and remainder), never rounded: an amount that is not a whole number of
+satoshis stays visible in its ``*_sub_sat_msat`` remainder. lnd's own ``*_sat`` fields are
+ignored because they are silently truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from satworks.integrations.lnd.errors import LndError
+from satworks.integrations.lnd.protos import lightning_pb2
+
+MSAT_PER_SAT = 1000
+
+
+def split_msat(msat: int) -> tuple[int, int]:
+    """``1_234_567`` → ``(1234, 567)``: whole satoshis and the millisatoshis left over."""
+    if msat < 0:
+        raise ValueError(f"negative amount: {msat} msat")
+    return divmod(msat, MSAT_PER_SAT)
+
+
+class InvoiceState(StrEnum):
+    #: created and payable
+    OPEN = "OPEN"
+    #: paid; ``amt_paid_msat`` is what arrived (it may exceed the value)
+    SETTLED = "SETTLED"
+    #: canceled, or expired unpaid (lnd cancels an open invoice at its expiry)
+    CANCELED = "CANCELED"
+    #: a hold invoice whose HTLCs are held, not yet settled
+    ACCEPTED = "ACCEPTED"
+
+
+class PaymentStatus(StrEnum):
+    #: created, no HTLC sent yet
+    INITIATED = "INITIATED"
+    #: HTLCs in flight
+    IN_FLIGHT = "IN_FLIGHT"
+    SUCCEEDED = "SUCCEEDED"
+    #: final; ``failure_reason`` says why
+    FAILED = "FAILED"
+
+    @property
+    def final(self) -> bool:
+        return self in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
+
+
+class FailureReason(StrEnum):
+    """lnd's ``PaymentFailureReason`` without its ``FAILURE_REASON_`` prefix."""
+
+    NONE = "NONE"
+    TIMEOUT = "TIMEOUT"
+    NO_ROUTE = "NO_ROUTE"
+    ERROR = "ERROR"
+    INCORRECT_PAYMENT_DETAILS = "INCORRECT_PAYMENT_DETAILS"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    CANCELED = "CANCELED"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    identity_pubkey: str
+    alias: str
+    version: str
+    network: str | None  # "regtest", "testnet", "mainnet", ...; None if lnd did not say
+    block_height: int
+    synced_to_chain: bool
+    num_active_channels: int
+    num_peers: int
+
+
+@dataclass(frozen=True)
+class CreatedInvoice:
+    """lnd's answer to AddInvoice."""
+
+    payment_hash: str  # hex
+    payment_request: str  # BOLT11
+    add_index: int
+    payment_addr: str  # hex (the BOLT11 payment secret)
+
+
+@dataclass(frozen=True)
+class LndInvoice:
+    payment_hash: str  # hex
+    payment_request: str
+    memo: str
+    state: InvoiceState
+    value_msat: int  # 0: the payer chooses the amount
+    amt_paid_msat: int  # set once SETTLED or ACCEPTED
+    add_index: int
+    settle_index: int  # 0 until settled
+    created_at: datetime
+    expiry_s: int
+    settled_at: datetime | None
+    is_keysend: bool
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + timedelta(seconds=self.expiry_s)
+
+    @property
+    def value_sat(self) -> int:
+        """Whole satoshis of the value; see ``value_sub_sat_msat``."""
+        return split_msat(self.value_msat)[0]
+
+    @property
+    def value_sub_sat_msat(self) -> int:
+        return split_msat(self.value_msat)[1]
+
+    @property
+    def amt_paid_sat(self) -> int:
+        """Whole satoshis received (floor); a fraction of a satoshi is in ``amt_paid_sub_sat_msat``."""
+        return split_msat(self.amt_paid_msat)[0]
+
+    @property
+    def amt_paid_sub_sat_msat(self) -> int:
+        return split_msat(self.amt_paid_msat)[1]
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    """A ListInvoices answer: invoices in ascending ``add_index``; offsets for the next page."""
+
+    invoices: tuple[LndInvoice, ...]
+    first_index_offset: int
+    last_index_offset: int
+
+
+@dataclass(frozen=True)
+class LndPayment:
+    """One update of an outgoing payment (SendPaymentV2 / TrackPaymentV2)."""
+
+    payment_hash: str  # hex
+    status: PaymentStatus
+    failure_reason: FailureReason
+    value_msat: int
+    fee_msat: int
+    preimage: str  # hex; all zeros until SUCCEEDED
+    payment_request: str
+    payment_index: int
+    created_at: datetime
+
+
+def _when(unix_s: int) -> datetime:
+    return datetime.fromtimestamp(unix_s, UTC)
+
+
+def invoice_from_proto(message: lightning_pb2.Invoice) -> LndInvoice:
+    try:
+        state = InvoiceState(lightning_pb2.Invoice.InvoiceState.Name(message.state))
+    except ValueError:
+        raise LndError(f"lnd sent an unknown invoice state {message.state}") from None
+    return LndInvoice(
+        payment_hash=message.r_hash.hex(),
+        payment_request=message.payment_request,
+        memo=message.memo,
+        state=state,
+        value_msat=message.value_msat,
+        amt_paid_msat=message.amt_paid_msat,
+        add_index=message.add_index,
+        settle_index=message.settle_index,
+        created_at=_when(message.creation_date),
+        expiry_s=message.expiry,
+        settled_at=_when(message.settle_date) if message.settle_date else None,
+        is_keysend=message.is_keysend,
+    )
+
+
+def payment_from_proto(message: lightning_pb2.Payment) -> LndPayment:
+    try:
+        status = PaymentStatus(lightning_pb2.Payment.PaymentStatus.Name(message.status))
+        reason = FailureReason(
+            lightning_pb2.PaymentFailureReason.Name(message.failure_reason).removeprefix("FAILURE_REASON_")
+        )
+    except ValueError:
+        raise LndError(f"lnd sent an unknown payment status {message.status}/{message.failure_reason}") from None
+    return LndPayment(
+        payment_hash=message.payment_hash,
+        status=status,
+        failure_reason=reason,
+        value_msat=message.value_msat,
+        fee_msat=message.fee_msat,
+        preimage=message.payment_preimage,
+        payment_request=message.payment_request,
+        payment_index=message.payment_index,
+        created_at=datetime.fromtimestamp(message.creation_time_ns / 1e9, UTC),
+    )

@@ -1,0 +1,1 @@
+"""smtp: sending email to a relay (``client.send``), SMTP errors converted into ours."""

@@ -1,0 +1,47 @@
+"""The recurring tasks the scheduler knows: what each submits, and the setting that schedules it.
+
+A task named ``x`` is scheduled by the setting ``SATWORKS_SCHEDULE_X`` (``Settings.schedule_x``, see
+``specs.py`` for its forms) and, at each slot, submits one job of ``job_type`` with ``payload``
+under the scheduler's own app. To add one: a job type in ``satworks.jobs.catalog``, an entry here,
+and a ``schedule_<name>`` setting with its default. The work must be a job type (its job row carries
+the slot's idempotency key and outcome): an internal actor without a row, such as ``payments.sweep``,
+is scheduled through a job type whose run calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from satworks.jobs.base import Priority
+from satworks.scheduler.specs import Schedule, parse
+from satworks.settings import Settings
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    name: str
+    job_type: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    priority: Priority | None = None  # None: the job type's default
+    #: the job's outcome is observed as end-to-end latency (created → finished)
+    observe_latency: bool = False
+
+
+TASKS: dict[str, ScheduledTask] = {
+    task.name: task
+    for task in (
+        # Liveness of the whole path: scheduler → Postgres → broker → worker → Postgres.
+        ScheduledTask("canary", job_type="canary", observe_latency=True),
+    )
+}
+
+
+def setting_name(task: str) -> str:
+    return f"schedule_{task}"
+
+
+def schedules(settings: Settings) -> dict[str, Schedule]:
+    """Every task's schedule, parsed (the settings were validated at start-up)."""
+    return {name: parse(getattr(settings, setting_name(name))) for name in TASKS}

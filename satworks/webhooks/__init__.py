@@ -1,0 +1,1 @@
+"""webhooks: what apps are told (event types, the envelope) and when a failed delivery is tried again."""
