@@ -1,14 +1,16 @@
-"""Baseline A: the cheapest useful aiohttp intake, one process, plain asyncio (as ``satworks web``).
+"""Baseline A: the cheapest useful aiohttp intake, plain asyncio (as ``satworks web``).
 
 It parses the JSON body, checks that an Authorization header is present and answers 202 with a
 small JSON document. ``satworks web`` is measured against this with the same wrk load.
+``--processes N`` forks N copies on one port with ``SO_REUSEPORT``, as ``satworks web --processes N``.
 
-    .venv/bin/python bench/baseline_aiohttp.py --port 8089
+    .venv/bin/python bench/baseline_aiohttp.py --port 8089 [--processes N]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import uuid
 
 from aiohttp import web
@@ -38,8 +40,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None)
+    if args.processes == 1:
+        web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None)
+        return
+    fork = multiprocessing.get_context("fork")
+    children = [
+        fork.Process(target=serve_shared, args=(args.host, args.port), daemon=True) for _ in range(args.processes)
+    ]
+    for child in children:
+        child.start()
+    for child in children:  # the bench stops the whole process group
+        child.join()
+
+
+def serve_shared(host: str, port: int) -> None:
+    web.run_app(make_app(), host=host, port=port, reuse_port=True, access_log=None, print=None)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="satworks", description="satworks: jobs, payments and raffles for apps.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
-    sub.add_parser("web", help="run the intake API")
+    web = sub.add_parser("web", help="run the intake API")
+    web.add_argument("--processes", type=_positive, default=1, help="serving processes sharing the port (SO_REUSEPORT)")
     sub.add_parser("scheduler", help="run the scheduler of recurring tasks (one leader among all that run)")
     sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
@@ -108,17 +109,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         os.execv(honcho, [honcho, "start", "-f", "Procfile"])  # noqa: S606 - replaces this process
     elif args.command == "web":
-        from aiohttp import web
+        from satworks.http.serve import serve
 
-        from satworks.http.app import create_app
-
-        web.run_app(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            access_log=None,
-            print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port}"),
-        )
+        return serve(settings, args.processes)
     elif args.command == "scheduler":
         from satworks.scheduler.service import run
 
@@ -188,6 +181,13 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def build_broker(settings: Settings, *, extra_middleware: Sequence[Middleware] =
     if settings.broker_kind == "rabbitmq":
         broker = RabbitmqBroker(url=settings.effective_broker_url, middleware=middleware)
     else:
-        broker = SatworksRedisBroker(  # type: ignore[no-untyped-call]
+        broker = SatworksRedisBroker(
             url=settings.effective_broker_url,
             namespace="satworks",
             middleware=middleware,

@@ -1,35 +1,92 @@
-"""Dramatiq's Redis broker plus batched enqueue and on-demand dead-worker recovery."""
+"""Dramatiq's Redis broker plus batched enqueue, idle wake-up and on-demand dead-worker recovery."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakSet
 
 import dramatiq
 import orjson
-from dramatiq.brokers.redis import RedisBroker
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from satworks import clock
-from satworks.broker.compat import DISPATCH_KNOWN, ENQUEUE_KNOWN
+from satworks.broker.compat import DISPATCH_KNOWN, ENQUEUE_KNOWN, WAKEUP_KNOWN
 from satworks.broker.messages import Delayed
+from satworks.broker.wakeup import TRIM, WAKE, WAKE_SENT, WakeupConsumer, WakeupOnShutdown, wake_key
+
+log = logging.getLogger(__name__)
 
 
 class SatworksRedisBroker(RedisBroker):
-    """Dramatiq's Redis broker plus batched enqueue and on-demand dead-worker recovery.
+    """Dramatiq's Redis broker plus batched enqueue, idle wake-up and on-demand dead-worker recovery.
 
-    Both use Dramatiq internals, guarded by ``satworks.broker.compat``. Errors are redis-py's: callers
-    wrap calls in ``broker_errors()``.
+    All use Dramatiq internals, guarded by ``satworks.broker.compat``. Every enqueue (batched or
+    Dramatiq's own, hence retries and delayed messages coming due too) pushes wake-up tokens that idle
+    consumers wait on (``satworks.broker.wakeup``). Errors are redis-py's: callers wrap calls in
+    ``broker_errors()``.
     """
 
     #: Whether ``recover_dead_workers`` can run with the installed Dramatiq.
     can_recover = DISPATCH_KNOWN
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self._wakeup_consumers: WeakSet[WakeupConsumer] = WeakSet()
+        if WAKEUP_KNOWN:
+            self.add_middleware(WakeupOnShutdown())
+
+    @property
+    def consumer_class(self) -> type[Any]:
+        return WakeupConsumer if WAKEUP_KNOWN else _RedisConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        consumer = super().consume(queue_name, prefetch, timeout)
+        if isinstance(consumer, WakeupConsumer):
+            self._wakeup_consumers.add(consumer)
+        return consumer
+
+    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
+        """Dramatiq's ``enqueue`` writes through here: ``ENQUEUE_MANY`` for one message, so a token too."""
+        if not ENQUEUE_KNOWN:
+            self._dispatch("enqueue")(queue_name, message_id, data)  # type: ignore[no-untyped-call]
+            return
+        self._enqueue_script()(
+            keys=[self.namespace], args=[clock.unix_ms(), self.broker_id, queue_name, message_id, data]
+        )
+
+    def wake(self, queue_name: str, tokens: int) -> None:
+        """Push up to ``tokens`` wake-up tokens for ``queue_name`` (messages that came back to it)."""
+        self._script("satworks_wake", WAKE)(keys=[wake_key(self.namespace, queue_name)], args=[tokens])
+
+    def trim_wake_tokens(self, queue_name: str) -> None:
+        """Drop the tokens of ``queue_name`` that no waiting message needs (see ``wakeup.TRIM``)."""
+        keys = [f"{self.namespace}:{queue_name}", wake_key(self.namespace, queue_name)]
+        self._script("satworks_trim_wake", TRIM)(keys=keys)
+
+    def interrupt_consumers(self) -> None:
+        """End the idle waits of this process's consumers (the worker is shutting down)."""
+        consumers = list(self._wakeup_consumers)
+        if not consumers:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for consumer in consumers:
+            consumer.interrupt(pipe)
+        try:
+            pipe.execute()
+        except redis.RedisError:  # the consumers then stop at their next periodic wake-up instead
+            log.warning(
+                "could not interrupt idle consumers", extra={"action": "wakeup_interrupt_failed"}, exc_info=True
+            )
 
     def enqueue_many(self, items: Sequence[Delayed]) -> None:
         """Enqueue many messages in one round trip: one call of a script that writes every message
@@ -66,9 +123,12 @@ class SatworksRedisBroker(RedisBroker):
                 self.emit_after("enqueue", message, delay)
 
     def _enqueue_script(self) -> Any:
-        script = self.scripts.get("satworks_enqueue_many")
+        return self._script("satworks_enqueue_many", ENQUEUE_MANY)
+
+    def _script(self, name: str, text: str) -> Any:
+        script = self.scripts.get(name)
         if script is None:
-            script = self.scripts["satworks_enqueue_many"] = self.client.register_script(ENQUEUE_MANY)
+            script = self.scripts[name] = self.client.register_script(text)
         return script
 
     def _enqueue_args(self, items: Sequence[Delayed]) -> tuple[list[Any], list[Delayed]]:
@@ -120,18 +180,26 @@ class SatworksRedisBroker(RedisBroker):
 
 
 # ``dispatch.lua``'s "enqueue" command, for many messages in one call: the worker's heartbeat entry,
-# then per message HSET into ``<ns>:<queue>.msgs`` and RPUSH of its id onto ``<ns>:<queue>``.
+# then per message HSET into ``<ns>:<queue>.msgs`` and RPUSH of its id onto ``<ns>:<queue>``; then
+# per queue one wake-up token per message (``wakeup.WAKE_SENT``).
 # ARGV: timestamp, broker id, then (queue name, redis message id, encoded message) per message.
-ENQUEUE_MANY = """
+ENQUEUE_MANY = (
+    """
 local namespace = KEYS[1]
 redis.call("zadd", namespace .. ":__heartbeats__", ARGV[1], ARGV[2])
+local sent = {}
 for i = 3, #ARGV, 3 do
     local queue_full_name = namespace .. ":" .. ARGV[i]
     redis.call("hset", queue_full_name .. ".msgs", ARGV[i + 1], ARGV[i + 2])
     redis.call("rpush", queue_full_name, ARGV[i + 1])
+    sent[queue_full_name] = (sent[queue_full_name] or 0) + 1
 end
+"""
+    + WAKE_SENT
+    + """
 return (#ARGV - 2) / 3
 """
+)
 
 
 def _hooked(middleware: Sequence[Middleware], hook: str) -> bool:

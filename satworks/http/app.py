@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from redis.asyncio import Redis
 
 from satworks.broker.stats import QueueStats
@@ -26,11 +27,19 @@ from satworks.metrics.http import HttpMetrics
 from satworks.settings import Settings
 
 
-def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, registry: CollectorRegistry | None = None, multiprocess_dir: str | None = None
+) -> web.Application:
+    """``multiprocess_dir``: one of several serving processes (``satworks.http.serve``); its metrics are
+    written there and ``/metrics`` reports every process's."""
     app = web.Application(middlewares=[observe, errors_middleware], client_max_size=settings.max_body_bytes)
     app[ctx.SETTINGS] = settings
     app[ctx.REGISTRY] = registry or CollectorRegistry()
-    app[ctx.HTTP_METRICS] = HttpMetrics.create(app[ctx.REGISTRY])
+    if multiprocess_dir is None:
+        app[ctx.HTTP_METRICS] = HttpMetrics.create(app[ctx.REGISTRY])
+    else:
+        app[ctx.HTTP_METRICS] = HttpMetrics.create(CollectorRegistry())  # values go to the directory
+        MultiProcessCollector(app[ctx.REGISTRY], path=multiprocess_dir)  # type: ignore[no-untyped-call]
     register_build_info(app[ctx.REGISTRY])
     routes = all_routes()
     for route in routes:
@@ -48,6 +57,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for job in jobs:
             metrics.enqueued.labels(job.type, job.queue.removeprefix(settings.queue_prefix)).inc()
 
+    metrics.processes.set(1)
     async with open_intake(settings, on_enqueued=count_enqueued) as intake:
         redis = Redis.from_url(settings.redis_url)
         app[ctx.INTAKE], app[ctx.ENGINE], app[ctx.REDIS] = intake, intake.engine, redis

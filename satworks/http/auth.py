@@ -1,12 +1,16 @@
 """Bearer API keys: verified in constant time against the stored hash, scopes enforced per route.
 
 Resolved keys are cached in-process for ``auth_cache_ttl_s`` (default 5 s): a revoked key stops
-working within that time. Failed attempts are counted per client address in Redis; past the limit
-the address is refused with 429 until the window ends.
+working within that time. When an entry expires under load, one read refreshes it for every request
+that needs it meanwhile (not one read each: a burst of reads every TTL would set the p99). Failed
+attempts are counted per client address in Redis; past the limit the address is refused with 429
+until the window ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from dataclasses import dataclass
 
@@ -44,6 +48,7 @@ class Authenticator:
         self._default_rate_limit = default_rate_limit
         self._trusted_proxies = trusted_proxies
         self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Future[_Cached | None]] = {}
         self._blocked: dict[str, float] = {}
 
     async def authenticate(self, request: web.Request, scope: str) -> AppKey:
@@ -79,6 +84,19 @@ class Authenticator:
         return cached.key
 
     async def _load(self, key_id: str) -> _Cached | None:
+        """The key read from the database, once for all the requests that wait for it."""
+        loading = self._loading.get(key_id)
+        if loading is None:
+            loading = self._loading[key_id] = asyncio.ensure_future(self._read(key_id))
+            loading.add_done_callback(functools.partial(self._loaded, key_id))
+        return await asyncio.shield(loading)  # a request that goes away does not cancel the others' read
+
+    def _loaded(self, key_id: str, loading: asyncio.Future[_Cached | None]) -> None:
+        self._loading.pop(key_id, None)
+        if not loading.cancelled():
+            loading.exception()  # seen by the waiting requests; retrieved here in case none is left
+
+    async def _read(self, key_id: str) -> _Cached | None:
         stored = await apps_db.key_by_id(self._engine, key_id)
         if stored is None:
             self._cache.pop(key_id, None)

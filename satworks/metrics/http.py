@@ -1,4 +1,6 @@
-"""Intake metrics: requests by route, method and status, latency, and jobs handed to the broker."""
+"""Intake metrics: requests by route, method and status, latency, jobs handed to the broker, and the
+serving processes. With ``satworks web --processes N`` they live in a multiprocess directory: counters
+and histograms are summed over the processes, gauges read at scrape time keep the most recent value."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class HttpMetrics:
     enqueued: Counter
     queue_messages: Gauge
     payment_requests: Gauge
+    processes: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -43,11 +46,19 @@ class HttpMetrics:
                 "Payment requests by status, read at scrape time.",
                 ("status",),
                 registry=registry,
+                multiprocess_mode="mostrecent",
             ),
             queue_messages=Gauge(
                 "satworks_queue_messages",
                 "Messages in the broker, read at scrape time.",
                 ("queue", "state"),
                 registry=registry,
+                multiprocess_mode="mostrecent",
+            ),
+            processes=Gauge(
+                "satworks_http_processes",
+                "Intake processes serving (each sets 1; summed over the live ones).",
+                registry=registry,
+                multiprocess_mode="livesum",
             ),
         )

@@ -42,3 +42,4 @@ def test_the_installed_dramatiq_has_the_internals_the_broker_uses() -> None:
     assert compat.DRAMATIQ_MAJOR == 2
     assert compat.DISPATCH_KNOWN
     assert compat.ENQUEUE_KNOWN
+    assert compat.WAKEUP_KNOWN
