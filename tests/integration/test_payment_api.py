@@ -187,7 +187,7 @@ async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, au
         )
     intake = api.server.app[ctx.INTAKE]
     moved = await requeue_stranded_payments(
-        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix
+        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix, max_gap_s=900
     )
     assert moved >= 1
     assert message_in_broker(settings, payment["id"])
