@@ -123,7 +123,7 @@ KILL = (
     f"UPDATE jobs SET status = '{JobStatus.DEAD.value}', error_type = %s, error_message = %s,"  # noqa: S608
     " finished_at = now(), next_retry_at = NULL "
     + _SEEN
-    + f" WHERE {_SEEN_MATCH} AND jobs.status IN %s RETURNING jobs.id"
+    + f" WHERE {_SEEN_MATCH} AND jobs.status = ANY(%s::text[]) RETURNING jobs.id"
 )
 """``dead`` with an error, for jobs still as seen and in one of the given statuses."""
 
@@ -141,7 +141,7 @@ def kill(
 ) -> list[uuid.UUID]:
     if not seen:
         return []
-    rows = conn.exec_driver_sql(KILL, (error_type, error_message, _seen_json(seen), tuple(s.value for s in statuses)))
+    rows = conn.exec_driver_sql(KILL, (error_type, error_message, _seen_json(seen), [s.value for s in statuses]))
     return [row.id for row in rows]
 
 
