@@ -18,7 +18,12 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from satworks.db import apps
+from satworks.db.engine import sync_engine
+from satworks.jobs.base import JobContext, NoPayload
+from satworks.jobs.reports import daily_reports
 from satworks.settings import Settings
+from tests.platform_support import worker_resources
 from tests.support import WorkerProcess, db_dsn, eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -232,3 +237,31 @@ async def test_a_bad_report_request_is_a_422_and_stores_nothing(
     assert listed["items"] == []
     assert (await client.get(f"/v1/reports/{uuid.uuid4()}", headers=auth)).status == 404
     assert (await client.get("/v1/reports/not-a-uuid/download", headers=auth)).status == 404
+
+
+def test_the_daily_task_asks_once_per_day_for_each_opted_in_app(settings: Settings) -> None:
+    engine = sync_engine(settings.database_url, pool_size=1)
+    name = f"daily-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        opted = apps.create(conn, name, admin=False, rate_limit_per_minute=None)
+        apps.create(conn, f"quiet-{uuid.uuid4().hex[:8]}", admin=False, rate_limit_per_minute=None)
+        apps.set_daily_report(conn, name, True)
+    engine.dispose()
+    with worker_resources(settings) as res:
+        first = daily_reports(JobContext(uuid.uuid4(), 1, settings, res), NoPayload())
+        again = daily_reports(JobContext(uuid.uuid4(), 1, settings, res), NoPayload())
+    assert (first["apps"], first["new"]) == (1, 2), first
+    assert (again["reports"], again["new"]) == (2, 0)  # the same day's reports exist: nothing new
+    with psycopg.connect(db_dsn(settings)) as conn:
+        rows = conn.execute(
+            "SELECT payload->>'kind', payload->>'from', payload->>'to', payload->>'format' FROM jobs"
+            " WHERE type = 'report' AND app_id = %s ORDER BY 1",
+            (app_of(settings, opted),),
+        ).fetchall()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    assert [row[0] for row in rows] == ["jobs", "payments"]
+    assert all(
+        (datetime.fromisoformat(row[1]), datetime.fromisoformat(row[2]), row[3]) == (yesterday, today, "html")
+        for row in rows
+    )
