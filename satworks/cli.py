@@ -37,9 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--admin", action="store_true", help="also grant the admin scope")
     create.add_argument("--rate-limit-per-minute", type=int, default=None)
     create.add_argument("--quiet", action="store_true", help="print only the key")
+    create.add_argument("--daily-report", action="store_true", help="opt in to the daily reports (scheduler)")
     apps_sub.add_parser("list")
     revoke = apps_sub.add_parser("revoke")
     revoke.add_argument("name")
+    daily = apps_sub.add_parser("daily-report", help="opt an app in to (on) or out of (off) the daily reports")
+    daily.add_argument("name")
+    daily.add_argument("state", choices=("on", "off"))
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
     devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
@@ -197,12 +201,21 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     engine = sync_engine(settings.database_url, pool_size=1)
     with engine.begin() as conn:
         if args.apps_command == "create":
-            key = apps.create(conn, args.name, admin=args.admin, rate_limit_per_minute=args.rate_limit_per_minute)
+            key = apps.create(
+                conn,
+                args.name,
+                admin=args.admin,
+                rate_limit_per_minute=args.rate_limit_per_minute,
+                daily_report=args.daily_report,
+            )
             print(key if args.quiet else f"app {args.name!r} created; its API key (shown once):\n{key}")
         elif args.apps_command == "list":
             for app in apps.listing(conn):
                 state = "revoked" if app.revoked_at else "active"
                 print(f"{app.name}\t{','.join(app.scopes)}\t{state}\t{app.created_at:%Y-%m-%d %H:%M}")
+        elif args.apps_command == "daily-report":
+            apps.set_daily_report(conn, args.name, args.state == "on")
+            print(f"app {args.name!r}: daily report {args.state}")
         else:
             apps.revoke(conn, args.name)
             print(f"app {args.name!r} revoked")

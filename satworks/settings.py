@@ -96,6 +96,30 @@ class Settings(BaseSettings):
     scheduler_metrics_port: int = Field(9194, ge=1, le=65535)
     # One per task of satworks/scheduler/tasks.py: "off", "interval:<n>[s|m|h|d]" or "cron:<5 fields, UTC>".
     schedule_canary: str = "interval:60"
+    schedule_reconcile: str = "interval:60"
+    schedule_payments_sweep: str = "interval:300"
+    schedule_payment_checks: str = "interval:120"
+    schedule_retention: str = "cron:17 3 * * *"
+    schedule_daily_reports: str = "cron:5 0 * * *"
+
+    # Reconciler (docs/operations.md "Reconciler"): a waiting job is looked for in the broker once it is
+    # due this long (never one enqueued a moment ago); at most reconcile_batch candidates per run, and
+    # a queue holding more than reconcile_scan_max messages is not scanned.
+    reconcile_overdue_s: float = Field(120.0, ge=10)
+    reconcile_batch: int = Field(1000, ge=1)
+    reconcile_scan_max: int = Field(200_000, ge=1)
+    # Payments upkeep: a stranded `creating` request's address job is re-sent with doubling gaps up to
+    # this; an open request not evaluated for payment_stale_s gets its check chain again.
+    stranded_payment_resend_max_s: float = Field(900.0, ge=30)
+    payment_stale_s: float = Field(600.0, ge=30)
+    payment_checks_batch: int = Field(500, ge=1)
+    # Retention (days; bounded batches: at most retention_max_batches of retention_batch_rows per table and run).
+    retention_jobs_days: int = Field(30, ge=1)
+    retention_payment_audit_days: int = Field(365, ge=1)
+    retention_events_days: int = Field(30, ge=1)
+    retention_webhook_receipts_days: int = Field(7, ge=1)
+    retention_batch_rows: int = Field(1000, ge=1)
+    retention_max_batches: int = Field(100, ge=1)
 
     @field_validator("*")
     @classmethod

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from satworks.db.migrate import upgrade
+from satworks.scheduler.tasks import TASKS, setting_name
 from satworks.settings import Settings
 from tests.support import ROOT, db_dsn, free_port, settings_env
 
@@ -41,6 +42,8 @@ def fresh_database(base: Settings, **changes: Any) -> Iterator[Settings]:
             "database_url": base.database_url.rsplit("/", 1)[0] + "/" + name,
             "queue_prefix": f"s{uuid.uuid4().hex[:8]}_",
             "worker_metrics_port": free_port(),
+            # only the canary unless a test says otherwise: the other tasks' jobs would mix with its runs
+            **{setting_name(task): "off" for task in TASKS if task != "canary"},
             **changes,
         }
     )

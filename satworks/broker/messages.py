@@ -10,22 +10,34 @@ import dramatiq
 Delayed = tuple[dramatiq.Message[Any], int | None]
 """A message and its delay in milliseconds (``None``: due now), as ``Broker.enqueue`` takes them."""
 
+GENERATION = "satworks_generation"
+"""The message option naming the job generation a message may claim (absent: 0, the intake's)."""
+
 
 def job_message(
-    job_id: uuid.UUID, job_type: str, queue: str, max_retries: int, *, delay_ms: int | None = None, max_age_ms: int
+    job_id: uuid.UUID,
+    job_type: str,
+    queue: str,
+    max_retries: int,
+    *,
+    delay_ms: int | None = None,
+    max_age_ms: int,
+    generation: int = 0,
 ) -> dramatiq.Message[Any]:
     """An app job's message: the worker reads the payload when it claims the job.
 
     Dramatiq's age limit counts from the message's creation, so a delayed job's limit is extended by
-    its delay: the age that matters is the time since the job became due.
+    its delay: the age that matters is the time since the job became due. ``generation`` > 0: a
+    message the reconciler sent in place of a lost one (it alone may claim the job).
     """
-    return dramatiq.Message(
-        queue_name=queue,
-        actor_name=job_type,
-        args=(str(job_id),),
-        kwargs={},
-        options={"max_retries": max_retries, "max_age": max_age_ms + (delay_ms or 0)},
-    )
+    options: dict[str, Any] = {"max_retries": max_retries, "max_age": max_age_ms + (delay_ms or 0)}
+    if generation:
+        options[GENERATION] = generation
+    return dramatiq.Message(queue_name=queue, actor_name=job_type, args=(str(job_id),), kwargs={}, options=options)
+
+
+def message_generation(message: dramatiq.Message[Any]) -> int:
+    return int(message.options.get(GENERATION, 0))
 
 
 def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:

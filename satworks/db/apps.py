@@ -46,6 +46,7 @@ class AppInfo:
     rate_limit_per_minute: int | None
     created_at: datetime
     revoked_at: datetime | None
+    daily_report: bool = False
 
 
 def hash_secret(secret: str) -> str:
@@ -88,7 +89,9 @@ async def active_id(engine: AsyncEngine, name: str) -> uuid.UUID:
     return app_id
 
 
-def create(conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: int | None) -> str:
+def create(
+    conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: int | None, daily_report: bool = False
+) -> str:
     """Insert an app and return its API key, which is shown once and never stored."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
     scopes = ["jobs", "admin"] if admin else ["jobs"]
@@ -101,6 +104,7 @@ def create(conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: i
                 key_hash=hash_secret(secret),
                 scopes=scopes,
                 rate_limit_per_minute=rate_limit_per_minute,
+                daily_report=daily_report,
             )
         )
     except IntegrityError as exc:
@@ -116,11 +120,33 @@ def revoke(conn: Connection, name: str) -> None:
         raise NotFound(f"no active app named {name!r}")
 
 
+def set_daily_report(conn: Connection, name: str, enabled: bool) -> None:
+    """Opt the active app ``name`` in to (or out of) the daily report; raises ``NotFound``."""
+    done = conn.execute(
+        update(apps).where(apps.c.name == name, apps.c.revoked_at.is_(None)).values(daily_report=enabled)
+    )
+    if done.rowcount == 0:
+        raise NotFound(f"no active app named {name!r}")
+
+
+def daily_report_apps(conn: Connection) -> list[uuid.UUID]:
+    """Active apps that asked for the daily report."""
+    rows = conn.execute(
+        select(apps.c.id).where(apps.c.daily_report.is_(True), apps.c.revoked_at.is_(None)).order_by(apps.c.name)
+    )
+    return [row.id for row in rows]
+
+
 def listing(conn: Connection) -> list[AppInfo]:
     rows = conn.execute(
-        select(apps.c.name, apps.c.scopes, apps.c.rate_limit_per_minute, apps.c.created_at, apps.c.revoked_at).order_by(
-            apps.c.created_at
-        )
+        select(
+            apps.c.name,
+            apps.c.scopes,
+            apps.c.rate_limit_per_minute,
+            apps.c.created_at,
+            apps.c.revoked_at,
+            apps.c.daily_report,
+        ).order_by(apps.c.created_at)
     )
     return [AppInfo(*row) for row in rows]
 

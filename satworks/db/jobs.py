@@ -138,13 +138,16 @@ MARK_ENQUEUED = "UPDATE jobs SET enqueued = 1 WHERE id = ANY(%s::uuid[])"
 CLAIM_BATCH = (
     f"UPDATE jobs SET status = {_RUNNING}, attempts = attempts + 1,"  # noqa: S608 - enum values, no input
     f" crashes = crashes + CASE WHEN status = {_RUNNING} THEN 1 ELSE 0 END,"
-    " started_at = coalesce(started_at, now()), next_retry_at = NULL"
-    f" WHERE id = ANY(%s::uuid[]) AND status IN {_CLAIMABLE}"
-    " RETURNING id, type, payload, attempts, crashes"
+    " started_at = coalesce(started_at, now()), claimed_at = now(), next_retry_at = NULL"
+    " FROM unnest(%s::uuid[], %s::int[]) AS c(id, generation)"
+    f" WHERE jobs.id = c.id AND jobs.generation = c.generation AND jobs.status IN {_CLAIMABLE}"
+    " RETURNING jobs.id, jobs.type, jobs.payload, jobs.attempts, jobs.crashes, c.generation"
 )
-"""Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: one
-parameter, ``uuid_array(ids)``; the statuses are ``WAITING`` and ``running``. Returns ``id, type, payload, attempts,
-crashes`` per job that may run; a cancelled or finished job is not returned, so its message is skipped.
+"""Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: two
+parameters, ``uuid_array(ids)`` and ``int_array(generations)`` (the claiming messages' generations,
+pairwise); the statuses are ``WAITING`` and ``running``. Returns ``id, type, payload, attempts, crashes,
+generation`` per job that may run; a cancelled or finished job is not returned, so its message is
+skipped, and neither is a job whose generation moved on (the reconciler sent it a new message).
 
 A claim that finds the job still ``running`` counts a crash: the right-hand sides read the row as it
 was before this update, and a row changed by a concurrent transaction is re-read (and its WHERE
@@ -169,7 +172,7 @@ KILL = (
 """``kill`` as static SQL (the statuses are ``FINISHED``): parameters error type, error message, job id."""
 
 FINISH_AND_CLAIM = "WITH finished AS (" + FINISH_BATCH + ") " + CLAIM_BATCH
-"""``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, then ids), for a batch
+"""``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, ids, generations), for a batch
 whose outcomes and claims concern different jobs; the claimed rows come back."""
 
 
@@ -195,6 +198,11 @@ def _json_default(value: Any) -> Any:
 def uuid_array(ids: Sequence[uuid.UUID]) -> str:
     """A Postgres array literal of UUIDs, to be cast with ``::uuid[]`` (cheaper than adapting a list)."""
     return "{" + ",".join(map(str, ids)) + "}"
+
+
+def int_array(values: Sequence[int]) -> str:
+    """A Postgres array literal of integers, to be cast with ``::int[]``."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 # --- the intake (async engine) -------------------------------------------------------------------------

@@ -94,18 +94,6 @@ async def delete_unstarted(engine: AsyncEngine, payment_id: uuid.UUID) -> None:
             )
 
 
-async def stranded_creating(engine: AsyncEngine, older_than: datetime, limit: int) -> list[uuid.UUID]:
-    """Requests still waiting for an address long after creation (their first message was lost)."""
-    query = (
-        select(payment_requests.c.id)
-        .where(payment_requests.c.status == PaymentStatus.CREATING, payment_requests.c.created_at < older_than)
-        .limit(limit)
-    )
-    with db_errors():
-        async with engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
-
-
 async def get(engine: AsyncEngine, app_id: uuid.UUID, payment_id: uuid.UUID) -> Listed | None:
     query = select(*RECORD_COLUMNS).where(payment_requests.c.id == payment_id, payment_requests.c.app_id == app_id)
     with db_errors():

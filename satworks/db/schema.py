@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -45,6 +46,7 @@ apps = Table(
     Column("rate_limit_per_minute", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("daily_report", Boolean, nullable=False, server_default=text("false")),
 )
 
 jobs = Table(
@@ -72,6 +74,10 @@ jobs = Table(
     Column("next_retry_at", DateTime(timezone=True)),
     Column("enqueued", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('jobs_seq')")),
+    # Which of the job's messages may claim it: the reconciler bumps it when it sends a new message,
+    # so a message it replaced (still held by a worker after a broker wipe) can no longer run the job.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("claimed_at", DateTime(timezone=True)),  # the latest claim (``started_at`` is the first)
     UniqueConstraint("app_id", "idempotency_key", name="jobs_app_idempotency_key"),
     CheckConstraint(one_of("status", JobStatus), name="jobs_status_valid"),
     CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),
@@ -107,6 +113,7 @@ payment_requests = Table(
     Column("checked_at", DateTime(timezone=True)),
     Column("checks", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
+    Column("requeued_at", DateTime(timezone=True)),  # when a stranded request's message was last sent again
     UniqueConstraint("app_id", "idempotency_key", name="payments_app_idempotency_key"),
     CheckConstraint(one_of("status", PaymentStatus), name="payments_status_valid"),
     CheckConstraint(
@@ -171,3 +178,24 @@ webhook_receipts = Table(
     Column("event_id", String(255), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
+
+
+# Partial indexes for the scheduler's maintenance tasks (migration 0004): each holds only the rows its
+# task looks at, so a run with nothing to do reads a page or two whatever the size of the table.
+_WAITING = "status IN ('queued', 'retrying', 'scheduled')"
+Index(
+    "jobs_waiting",
+    func.coalesce(jobs.c.next_retry_at, jobs.c.scheduled_for, jobs.c.created_at),
+    jobs.c.id,
+    postgresql_where=text(_WAITING),
+)
+Index("jobs_running", jobs.c.claimed_at, postgresql_where=text("status = 'running'"))
+Index("jobs_finished", jobs.c.finished_at, postgresql_where=text("finished_at IS NOT NULL"))
+Index(
+    "payment_requests_open",
+    payment_requests.c.created_at,
+    postgresql_where=text("status IN ('creating', 'new', 'processing')"),
+)
+Index("payment_audit_created", payment_audit.c.created_at)
+Index("app_events_created", app_events.c.created_at)
+Index("webhook_receipts_received", webhook_receipts.c.received_at)

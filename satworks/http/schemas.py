@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from satworks.db.jobs import JobRecord
 from satworks.db.payments import PaymentRecord
+from satworks.db.reports import ReportRecord
 from satworks.jobs.request import JobIn
 from satworks.jobs.status import JobStatus
 from satworks.payments.status import ExceptionStatus, PaymentStatus
+from satworks.reports.spec import ReportSpec
 
-__all__ = ["JobIn"]
+__all__ = ["JobIn", "ReportSpec"]
 
 
 class PaymentOut(BaseModel):
@@ -177,3 +179,59 @@ class Stats(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class ScheduleOut(BaseModel):
+    task: str
+    spec: str = Field(description="`off`, `interval:<s>` or `cron:<5 fields, UTC>` (SATWORKS_SCHEDULE_<TASK>).")
+    enabled: bool
+    last_run: datetime | None = Field(description="The slot of the latest submitted run.")
+    last_status: JobStatus | None = Field(description="The outcome of the run that finished last.")
+    last_success: datetime | None = Field(description="When the latest successful run finished.")
+    next_run: datetime | None
+    last_job_id: uuid.UUID | None
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleOut]
+    leader: str | None = Field(description="The scheduler instance holding the leader lock, if any.")
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    id: uuid.UUID
+    status: JobStatus = Field(description="The report job's status: `succeeded` means it can be downloaded.")
+    kind: str
+    format: str
+    start: datetime = Field(serialization_alias="from")
+    to: datetime
+    all_apps: bool
+    error: ErrorInfo | None
+    created_at: datetime
+    finished_at: datetime | None
+    content_type: str | None
+    filename: str | None
+    size_bytes: int | None
+    download: str | None = Field(description="Where the document is, once built.")
+
+    @classmethod
+    def from_record(cls, report: ReportRecord) -> ReportOut:
+        spec = report.spec
+        error = ErrorInfo(type=report.error_type, message=report.error_message or "") if report.error_type else None
+        return cls(
+            id=report.id,
+            status=report.job_status,
+            kind=spec["kind"],
+            format=spec.get("format", "csv"),
+            start=spec["from"],
+            to=spec["to"],
+            all_apps=bool(spec.get("all_apps", False)),
+            error=error,
+            created_at=report.created_at,
+            finished_at=report.finished_at,
+            content_type=report.content_type,
+            filename=report.filename,
+            size_bytes=report.size_bytes,
+            download=f"/v1/reports/{report.id}/download" if report.filename else None,
+        )

@@ -15,12 +15,18 @@ class JobIntake:
         self._batcher = batcher
         self._queue_prefix = queue_prefix
 
-    async def submit(self, app_id: uuid.UUID, spec: JobIn, idempotency_key: str | None) -> tuple[JobRecord, bool]:
+    async def submit(
+        self, app_id: uuid.UUID, spec: JobIn, idempotency_key: str | None, *, internal: bool = False
+    ) -> tuple[JobRecord, bool]:
         """Validate ``spec`` against its job type, record the job and enqueue it; returns ``(job,
         replayed)`` once both are durable. ``replayed``: the app's earlier job with the same key.
+        ``internal``: satworks itself submits (the scheduler, the report route): platform job types
+        are allowed.
 
         Raises ``ValidationFailed`` (nothing is stored), ``Conflict`` (the key was used with another
         body) or ``DependencyUnavailable`` (the database or the broker; nothing is left half-done).
         """
-        job, delay_ms = job_row(spec, app_id=app_id, idempotency_key=idempotency_key, queue_prefix=self._queue_prefix)
+        job, delay_ms = job_row(
+            spec, app_id=app_id, idempotency_key=idempotency_key, queue_prefix=self._queue_prefix, internal=internal
+        )
         return await self._batcher.submit(job, delay_ms)

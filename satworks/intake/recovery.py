@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from satworks import clock
 from satworks.broker.client import BrokerClient
 from satworks.db import jobs as jobs_db
-from satworks.db import payment_requests as requests_db
+from satworks.db import payment_resends as resends
+from satworks.db.engine import db_errors
 from satworks.errors import DependencyUnavailable
 from satworks.intake.batcher import job_item
 from satworks.intake.payments import address_message
@@ -48,13 +49,25 @@ async def requeue_stranded_jobs(
 
 
 async def requeue_stranded_payments(
-    engine: AsyncEngine, client: BrokerClient, *, older_than_s: float, queue_prefix: str, limit: int = 500
+    engine: AsyncEngine,
+    client: BrokerClient,
+    *,
+    older_than_s: float,
+    queue_prefix: str,
+    max_gap_s: float,
+    limit: int = 500,
 ) -> int:
-    """Re-send the address job of requests stuck in ``creating``; returns how many."""
+    """Re-send the address job of requests stuck in ``creating``; returns how many.
+
+    Throttled per request (``db.payment_resends``): the gap between re-sends doubles from
+    ``older_than_s`` up to ``max_gap_s``, so a long node outage does not pile up address jobs."""
     cutoff = clock.utcnow() - timedelta(seconds=older_than_s)
-    ids = await requests_db.stranded_creating(engine, cutoff, limit)
+    with db_errors():
+        async with engine.begin() as conn:
+            ids = await resends.stranded_creating(conn, cutoff, limit, min_gap_s=older_than_s, max_gap_s=max_gap_s)
+            if ids:  # sent before the stamps commit: a refused send leaves them due
+                await client.enqueue([(address_message(payment_id, queue_prefix), None) for payment_id in ids])
     if ids:
-        await client.enqueue([(address_message(payment_id, queue_prefix), None) for payment_id in ids])
         log.warning("requeued stranded payments", extra={"action": "stranded_payments", "count": len(ids)})
     return len(ids)
 
@@ -68,7 +81,11 @@ async def recover_forever(engine: AsyncEngine, client: BrokerClient, settings: S
                 engine, client, older_than_s=OLDER_THAN_S, default_max_age_ms=settings.default_max_age_ms
             )
             await requeue_stranded_payments(
-                engine, client, older_than_s=OLDER_THAN_S, queue_prefix=settings.queue_prefix
+                engine,
+                client,
+                older_than_s=OLDER_THAN_S,
+                queue_prefix=settings.queue_prefix,
+                max_gap_s=settings.stranded_payment_resend_max_s,
             )
         except DependencyUnavailable:  # the database or the broker is down: the next round tries again
             log.warning("stranded sweep failed; retrying later", extra={"action": "stranded_failed"}, exc_info=True)

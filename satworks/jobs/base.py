@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from satworks.errors import PermanentError
 from satworks.settings import Settings
+
+if TYPE_CHECKING:
+    from satworks.jobs.resources import WorkerResources
 
 Priority = Literal["high", "normal", "low"]
 QUEUE_BY_PRIORITY: dict[str, str] = {"high": "critical", "normal": "default", "low": "bulk"}
@@ -24,13 +28,25 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NoPayload(Payload):
+    """For job types that take no input (scheduled platform work: settings and data say what to do)."""
+
+
 @dataclass(frozen=True)
 class JobContext:
-    """What a running job knows about itself; resources come from ``settings``."""
+    """What a running job knows about itself; app jobs' resources come from ``settings``, platform
+    jobs use the worker's (``resources``)."""
 
     job_id: uuid.UUID
     attempt: int
     settings: Settings
+    resources: WorkerResources | None = None
+
+    def worker(self) -> WorkerResources:
+        """The worker's resources; raises ``PermanentError`` where none were given (not in a worker)."""
+        if self.resources is None:
+            raise PermanentError("this job type runs only in a satworks worker (it needs the worker's resources)")
+        return self.resources
 
 
 @dataclass(frozen=True)
@@ -46,3 +62,6 @@ class JobType:
     max_backoff_ms: int = 5 * 60_000
     time_limit_ms: int | None = None
     max_age_ms: int | None = None
+    #: platform work (``satworks.jobs.platform``): the intake takes it from satworks itself, never
+    #: from an app's ``POST /v1/jobs``
+    internal: bool = False

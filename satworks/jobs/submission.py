@@ -34,14 +34,16 @@ def validation_details(exc: ValidationError, *, prefix: tuple[str | int, ...] = 
 
 
 def job_row(
-    spec: JobIn, *, app_id: uuid.UUID, idempotency_key: str | None, queue_prefix: str
+    spec: JobIn, *, app_id: uuid.UUID, idempotency_key: str | None, queue_prefix: str, internal: bool = False
 ) -> tuple[NewJob, int | None]:
-    """``(job, delay_ms)``: the job to insert and the delay to enqueue it with.
+    """``(job, delay_ms)``: the job to insert and the delay to enqueue it with. ``internal``: the
+    caller is satworks itself, which may submit platform job types.
 
     Raises ``ValidationFailed`` for an unknown type, a bad payload, a far ``run_at`` or U+0000."""
     job_type = JOB_TYPES.get(spec.type)
-    if job_type is None:
-        raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": sorted(JOB_TYPES)})
+    if job_type is None or (job_type.internal and not internal):
+        public = sorted(name for name, known in JOB_TYPES.items() if not known.internal)
+        raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": public})
     try:
         payload = job_type.payload.model_validate(spec.payload)
     except ValidationError as exc:

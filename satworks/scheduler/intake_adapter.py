@@ -67,7 +67,7 @@ class IntakeSubmit:
             raise InvalidPayload(f"task {task!r} submits an invalid job: {exc}") from exc
         app_id, key = self.app_id(), run_key(task, fire_at)
         intake = self._intake.result(timeout=SUBMIT_TIMEOUT_S)
-        call = asyncio.run_coroutine_threadsafe(intake.jobs.submit(app_id, spec, key), self._loop)
+        call = asyncio.run_coroutine_threadsafe(intake.jobs.submit(app_id, spec, key, internal=True), self._loop)
         try:
             job, replayed = call.result(timeout=SUBMIT_TIMEOUT_S)
         except Conflict as exc:  # the slot's job exists with another body (the task changed): it ran

@@ -34,6 +34,11 @@ TASKS: dict[str, ScheduledTask] = {
     for task in (
         # Liveness of the whole path: scheduler → Postgres → broker → worker → Postgres.
         ScheduledTask("canary", job_type="canary", observe_latency=True),
+        ScheduledTask("reconcile", job_type="platform.reconcile"),
+        ScheduledTask("payments_sweep", job_type="platform.payments_sweep"),
+        ScheduledTask("payment_checks", job_type="platform.payment_checks"),
+        ScheduledTask("retention", job_type="platform.retention"),
+        ScheduledTask("daily_reports", job_type="platform.daily_reports"),
     )
 }
 

@@ -11,17 +11,23 @@ from pydantic import ValidationError
 from satworks.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
 from satworks.jobs.payments import PAYMENT_ACTORS, PaymentResources
+from satworks.jobs.resources import WorkerResources
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.status import Claim
 
 
 def declare_actors(
-    broker: dramatiq.Broker, job_types: dict[str, JobType], tracking: JobTracking, settings: Settings
+    broker: dramatiq.Broker,
+    job_types: dict[str, JobType],
+    tracking: JobTracking,
+    settings: Settings,
+    resources: WorkerResources | None = None,
 ) -> None:
+    """One actor per job type; ``resources`` go to every job (platform jobs use them)."""
     for job in job_types.values():
         dramatiq.actor(  # type: ignore[call-overload]
-            _runner(job, tracking, settings),
+            _runner(job, tracking, settings, resources),
             actor_name=job.name,
             queue_name=settings.queue_prefix + "default",
             broker=broker,
@@ -34,7 +40,9 @@ def declare_actors(
         )
 
 
-def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable[[str], None]:
+def _runner(
+    job: JobType, tracking: JobTracking, settings: Settings, resources: WorkerResources | None
+) -> Callable[[str], None]:
     def run(job_id: str) -> None:
         # Dramatiq logs and ignores errors in middleware "before" hooks, so a claim that could not be
         # written still reaches the actor: refuse to run unclaimed work and let Retries try later.
@@ -45,7 +53,7 @@ def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable
             payload = job.payload.model_validate(claim.payload)
         except ValidationError as exc:
             raise InvalidPayload(f"stored payload no longer valid for {job.name}: {exc}") from exc
-        tracking.set_result(job.run(JobContext(claim.job_id, claim.attempts, settings), payload))
+        tracking.set_result(job.run(JobContext(claim.job_id, claim.attempts, settings, resources), payload))
 
     run.__name__ = job.name
     return run

@@ -16,7 +16,9 @@ from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.payments import PaymentResources
+from satworks.jobs.resources import WorkerResources
 from satworks.metrics.jobs import JobMetrics
+from satworks.metrics.platform import PlatformMetrics
 from satworks.settings import Settings
 from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
@@ -41,11 +43,13 @@ def build(settings: Settings) -> dramatiq.Broker:
         ],
     )
     dramatiq.set_broker(broker)
-    declare_actors(broker, JOB_TYPES, tracking, settings)
     enqueue = payment_sender(broker, settings.queue_prefix)
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
     payments_engine = sync_engine(settings.database_url, pool_size=4)
-    declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))
+    payments = PaymentResources(settings, payments_engine, rpc, enqueue)
+    resources = WorkerResources(settings, payments_engine, broker, payments, PlatformMetrics.create(REGISTRY))
+    declare_actors(broker, JOB_TYPES, tracking, settings, resources)
+    declare_internal_actors(broker, payments)
     return broker
 
 

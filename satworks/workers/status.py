@@ -76,10 +76,11 @@ class StatusWriter:
         self._inbox.put(_STOP)
         self._thread.join(timeout=10)
 
-    def claim(self, job_id: uuid.UUID) -> Claim | None:
-        """Mark the job running; ``None`` when it must not run (cancelled, finished, unknown)."""
+    def claim(self, job_id: uuid.UUID, generation: int = 0) -> Claim | None:
+        """Mark the job running; ``None`` when it must not run (cancelled, finished, unknown, or its
+        ``generation`` is not the message's: the reconciler replaced that message)."""
         future: Future[Claim | None] = Future()
-        self._inbox.put(("claim", job_id, future))
+        self._inbox.put(("claim", (job_id, generation), future))
         return future.result(timeout=self._wait_s)
 
     def record(self, outcome: Outcome) -> None:
@@ -136,16 +137,16 @@ class StatusWriter:
             pooled.close()
 
     def _flush(self, batch: list[Any]) -> None:
-        claims: list[tuple[uuid.UUID, Future[Claim | None]]] = []
+        claims: list[tuple[tuple[uuid.UUID, int], Future[Claim | None]]] = []
         records: list[tuple[Outcome, Future[None]]] = []
         kills: list[tuple[Outcome, Future[None]]] = []
         for kind, item, fut in batch:
             (claims if kind == "claim" else records if kind == "record" else kills).append((item, fut))
-        claimed: dict[uuid.UUID, Claim] = {}
+        claimed: dict[tuple[uuid.UUID, int], Claim] = {}
         try:
             rows = self._write(claims, records, kills)
             for row in rows:
-                claimed[row[0]] = Claim(*row)
+                claimed[(row[0], row[5])] = Claim(*row[:5])
         except Exception as exc:  # the writer's boundary: every waiting thread gets the error
             if isinstance(exc, psycopg.DataError | psycopg.IntegrityError) and len(batch) > 1:
                 # Something in one item (e.g. U+0000 in a result): write them one by one, so only that
@@ -162,8 +163,8 @@ class StatusWriter:
             for *_, fut in batch:
                 fut.set_exception(error)
             return
-        for job_id, claim_fut in claims:
-            claim_fut.set_result(claimed.pop(job_id, None))
+        for pair, claim_fut in claims:
+            claim_fut.set_result(claimed.pop(pair, None))
         for _, fut in records:
             fut.set_result(None)
         for _, fut in kills:
@@ -171,7 +172,7 @@ class StatusWriter:
 
     def _write(
         self,
-        claims: list[tuple[uuid.UUID, Future[Claim | None]]],
+        claims: list[tuple[tuple[uuid.UUID, int], Future[Claim | None]]],
         records: list[tuple[Outcome, Future[None]]],
         kills: list[tuple[Outcome, Future[None]]],
     ) -> list[Any]:
@@ -180,22 +181,24 @@ class StatusWriter:
         # A second outcome for the same job in one batch could never apply (the first one leaves
         # "running"), so only the first is sent.
         outcomes = {o.job_id: o for o, _ in reversed(records)}
-        ids = sorted({job_id for job_id, _ in claims})
+        pairs = sorted({pair for pair, _ in claims})  # in id order: row locks taken in one order everywhere
+        ids = [job_id for job_id, _ in pairs]
+        claim_params = (q.uuid_array(ids), q.int_array([generation for _, generation in pairs]))
         if not kills and not outcomes.keys() & set(ids):
             if outcomes and ids:
-                cur = conn.execute(q.FINISH_AND_CLAIM, (_outcomes_json(outcomes), q.uuid_array(ids)))
+                cur = conn.execute(q.FINISH_AND_CLAIM, (_outcomes_json(outcomes), *claim_params))
                 return cur.fetchall()
             if outcomes:
                 conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
                 return []
-            return conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids),)).fetchall() if ids else []
+            return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
         # Outcomes first: an earlier attempt's outcome always precedes the claim of the next one.
         if outcomes:
             conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
         for outcome, _ in kills:
             error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
             conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
-        return conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids),)).fetchall() if ids else []
+        return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
 
 
 def _outcomes_json(outcomes: dict[uuid.UUID, Outcome]) -> str:

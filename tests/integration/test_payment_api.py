@@ -187,7 +187,7 @@ async def test_payment_stuck_in_creating_gets_its_address_job_again(api: Any, au
         )
     intake = api.server.app[ctx.INTAKE]
     moved = await requeue_stranded_payments(
-        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix
+        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix, max_gap_s=900
     )
     assert moved >= 1
     assert message_in_broker(settings, payment["id"])
@@ -199,3 +199,41 @@ async def test_broker_down_is_503_and_stores_no_payment(aiohttp_client: Any, set
     assert response.status == 503
     assert (await response.json())["error"]["details"] == {"dependency": "broker"}
     assert payments_of(settings, key) == 0
+
+
+async def test_a_stranded_request_is_sent_again_with_growing_gaps_not_every_sweep(
+    api: Any, auth: Any, settings: Any
+) -> None:
+    payment = await (await create(api, auth, amount_sat=1_000)).json()
+    intake = api.server.app[ctx.INTAKE]
+
+    def age(created_ago: str, requeued_ago: str | None) -> None:
+        with psycopg.connect(db_dsn(settings)) as conn:
+            conn.execute(
+                "UPDATE payment_requests SET created_at = now() - %s::interval,"
+                " requeued_at = now() - %s::interval WHERE id = %s",
+                (created_ago, requeued_ago, payment["id"]),
+            )
+
+    def requeued_at() -> Any:
+        with psycopg.connect(db_dsn(settings)) as conn:
+            row = conn.execute("SELECT requeued_at FROM payment_requests WHERE id = %s", (payment["id"],)).fetchone()
+        return row[0] if row else None
+
+    async def sweep() -> None:
+        await requeue_stranded_payments(
+            intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix, max_gap_s=3600
+        )
+
+    age("5 minutes", None)
+    await sweep()
+    first = requeued_at()
+    assert first is not None
+    await sweep()  # 30 s later in production: stuck 5 min at the last re-send, so the next waits 5 min
+    assert requeued_at() == first
+    age("30 minutes", "6 minutes")  # stuck 24 min at the last re-send: not due for 24 min
+    await sweep()
+    assert requeued_at() < first
+    age("11 minutes", "6 minutes")  # stuck 5 min at the last re-send, 6 min ago: due
+    await sweep()
+    assert requeued_at() > first

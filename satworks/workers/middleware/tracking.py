@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
 from satworks import clock
+from satworks.broker.messages import message_generation
 from satworks.errors import DependencyUnavailable, PermanentError
 from satworks.jobs.status import JobStatus
 from satworks.logs import job_id_var
@@ -29,10 +30,13 @@ log = logging.getLogger(__name__)
 _SKIPPED_BY_US = "satworks_skipped"
 T = TypeVar("T")
 
+OUTCOME_PATIENCE_S = 30.0
+"""How long a state write may wait out a database blip before giving up (``outcome_lost`` for an outcome)."""
+
 
 class JobTracking(Middleware):
     def __init__(
-        self, writer: StatusWriter, *, max_crashes: int, tracked: frozenset[str], patience_s: float = 30.0
+        self, writer: StatusWriter, *, max_crashes: int, tracked: frozenset[str], patience_s: float = OUTCOME_PATIENCE_S
     ) -> None:
         self.patience_s = patience_s  # how long a state write may wait out a database blip
         self.writer = writer
@@ -61,7 +65,8 @@ class JobTracking(Middleware):
         job_id = uuid.UUID(message.args[0])
         job_id_var.set(str(job_id))
         self._local.result, self._local.retry_delay_ms = None, None
-        claim = _patiently(lambda: self.writer.claim(job_id), self.patience_s)
+        generation = message_generation(message)
+        claim = _patiently(lambda: self.writer.claim(job_id, generation), self.patience_s)
         if claim is None:
             message.options[_SKIPPED_BY_US] = True
             log.info("job not runnable, message skipped", extra={"action": "job_skipped"})
@@ -83,8 +88,11 @@ class JobTracking(Middleware):
         self._local.claim = claim
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
-        # Retries re-enqueues a failed message with its backoff delay from our thread: remember it.
-        if delay is not None and message.options.get("retries") and message.actor_name in self.tracked:
+        # Retries re-enqueues a failed message with its backoff delay from our thread: remember it
+        # (only for the job this thread runs: a platform job may enqueue other jobs' messages).
+        claim: Claim | None = getattr(self._local, "claim", None)
+        ours = claim is not None and message.args and message.args[0] == str(claim.job_id)
+        if delay is not None and message.options.get("retries") and ours and message.actor_name in self.tracked:
             self._local.retry_delay_ms = delay
 
     def after_process_message(

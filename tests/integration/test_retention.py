@@ -1,0 +1,74 @@
+"""Retention deletes what is older than its age, in bounded batches, and nothing that is still alive."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from satworks.jobs.base import JobContext, NoPayload
+from satworks.jobs.maintenance import retain
+from satworks.settings import Settings
+from tests.platform_support import worker_resources
+from tests.support import db_dsn
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _jobs(conn: psycopg.Connection[Any], app_id: uuid.UUID, tag: str, count: int, status: str, age: str) -> None:
+    """``count`` rows created ``age`` ago: succeeded then, or scheduled for tomorrow (still waiting)."""
+    finished = "now() - %(age)s::interval" if status == "succeeded" else "NULL"
+    scheduled = "now() + interval '1 day'" if status == "scheduled" else "NULL"
+    conn.execute(
+        "INSERT INTO jobs (id, app_id, type, payload, priority, queue, status, max_retries, request_hash,"
+        " created_at, finished_at, scheduled_for, enqueued, idempotency_key)"
+        f" SELECT gen_random_uuid(), %(app)s, 'canary', '{{}}', 'normal', 'unused', %(status)s, 0, 'h',"
+        f" now() - %(age)s::interval, {finished}, {scheduled}, 1, %(tag)s || g FROM generate_series(1, %(n)s) g",
+        {"app": app_id, "status": status, "age": age, "n": count, "tag": tag},
+    )
+
+
+def test_retention_deletes_old_finished_rows_in_bounded_batches_and_keeps_the_rest(
+    settings: Settings, make_key: Any
+) -> None:
+    make_key()
+    tag = uuid.uuid4().hex[:8]
+    with psycopg.connect(db_dsn(settings)) as conn:
+        app_id = conn.execute("SELECT id FROM apps ORDER BY created_at DESC LIMIT 1").fetchone()[0]  # type: ignore[index]
+        _jobs(conn, app_id, f"{tag}-old-", 25, "succeeded", "40 days")
+        _jobs(conn, app_id, f"{tag}-new-", 3, "succeeded", "1 day")
+        _jobs(conn, app_id, f"{tag}-waiting-", 2, "queued", "40 days")
+        conn.execute(
+            "INSERT INTO webhook_receipts (source, event_id, received_at) VALUES"
+            " (%s, 'old', now() - interval '8 days'), (%s, 'new', now())",
+            (tag, tag),
+        )
+        conn.execute(
+            "INSERT INTO app_events (app_id, type, subject_id, data, created_at) VALUES"
+            " (%s, 'x', gen_random_uuid(), '{}', now() - interval '31 days'),"
+            " (%s, 'x', gen_random_uuid(), '{}', now())",
+            (app_id, app_id),
+        )
+    bounded = settings.model_copy(update={"retention_batch_rows": 10, "retention_max_batches": 2})
+
+    with worker_resources(bounded) as res:
+        first = retain(JobContext(uuid.uuid4(), 1, bounded, res), NoPayload())
+        second = retain(JobContext(uuid.uuid4(), 1, bounded, res), NoPayload())
+
+    assert first["jobs"] == 20  # two batches of ten, then the run stops: the next one goes on
+    assert second["jobs"] >= 5
+    with psycopg.connect(db_dsn(settings)) as conn:
+        left = dict(
+            conn.execute(
+                "SELECT split_part(idempotency_key, '-', 2), count(*) FROM jobs"
+                " WHERE idempotency_key LIKE %s GROUP BY 1",
+                (f"{tag}-%",),
+            ).fetchall()
+        )
+        receipts = [r[0] for r in conn.execute("SELECT event_id FROM webhook_receipts WHERE source = %s", (tag,))]
+        events = conn.execute("SELECT count(*) FROM app_events WHERE app_id = %s", (app_id,)).fetchone()
+    assert left == {"new": 3, "waiting": 2}
+    assert receipts == ["new"]
+    assert events == (1,)
