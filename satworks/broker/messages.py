@@ -31,3 +31,8 @@ def job_message(
 def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:
     """A message for a platform actor (payments), always on the ``critical`` queue."""
     return dramatiq.Message(queue_name=prefix + "critical", actor_name=actor, args=args, kwargs={}, options={})
+
+
+def internal_message(actor: str, args: tuple[Any, ...], prefix: str, queue: str) -> dramatiq.Message[Any]:
+    """A message for a platform actor without a job row (notifications) on ``queue`` (``default``, ``bulk``)."""
+    return dramatiq.Message(queue_name=prefix + queue, actor_name=actor, args=args, kwargs={}, options={})

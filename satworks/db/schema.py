@@ -107,6 +107,7 @@ payment_requests = Table(
     Column("checked_at", DateTime(timezone=True)),
     Column("checks", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
+    Column("receipt_email", Text),  # sent a payment_settled email when it settles (db/outbox.py)
     UniqueConstraint("app_id", "idempotency_key", name="payments_app_idempotency_key"),
     CheckConstraint(one_of("status", PaymentStatus), name="payments_status_valid"),
     CheckConstraint(
@@ -153,7 +154,7 @@ app_events = Table(
     Column("subject_id", UUID(as_uuid=True), nullable=False),
     Column("data", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("delivered_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),  # fanned out into webhook deliveries (db/outbox.py)
 )
 
 chain_cursors = Table(

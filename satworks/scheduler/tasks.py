@@ -34,6 +34,8 @@ TASKS: dict[str, ScheduledTask] = {
     for task in (
         # Liveness of the whole path: scheduler → Postgres → broker → worker → Postgres.
         ScheduledTask("canary", job_type="canary", observe_latency=True),
+        # The notifications' guarantee: undispatched events, stalled deliveries and emails (jobs/outbox.py).
+        ScheduledTask("notify_sweep", job_type="notify.sweep"),
     )
 }
 

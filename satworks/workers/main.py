@@ -17,7 +17,9 @@ from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.payments import PaymentResources
 from satworks.metrics.jobs import JobMetrics
+from satworks.metrics.notify import NotifyMetrics
 from satworks.settings import Settings
+from satworks.workers import notify
 from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
@@ -40,12 +42,16 @@ def build(settings: Settings) -> dramatiq.Broker:
             DeadWorkerReaper(interval_ms=settings.reaper_interval_ms),
         ],
     )
+    notifications = notify.build(settings, broker, NotifyMetrics.create(REGISTRY))
+    for middleware in notify.middleware(settings, notifications):
+        broker.add_middleware(middleware)
     dramatiq.set_broker(broker)
     declare_actors(broker, JOB_TYPES, tracking, settings)
     enqueue = payment_sender(broker, settings.queue_prefix)
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
     payments_engine = sync_engine(settings.database_url, pool_size=4)
     declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))
+    notify.declare_actors(broker, notifications)
     return broker
 
 
