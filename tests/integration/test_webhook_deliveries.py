@@ -3,12 +3,15 @@ to a real HTTP receiver, signed, retried, recorded, redelivered, and surviving a
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import uuid
 from typing import Any
 
 from satworks.signatures import HEADER
-from tests.integration.notify_stack import NotifyStack, notify, notify_env  # noqa: F401 - fixtures
+from tests.integration.notify_stack import NotifyEnv, NotifyStack
+from tests.integration.test_cli import satworks
 from tests.support import ROOT, eventually, scalar
 
 
@@ -37,7 +40,8 @@ async def test_a_job_event_reaches_only_subscribed_endpoints_signed_as_the_docs_
     assert not verify(hit.headers[HEADER], hit.body, "whsec_not_the_secret")
 
     delivery = await notify.delivery_when(lambda d: d["status"] == "delivered", what="the delivery recorded")
-    assert delivery["endpoint_id"] == jobs_hook["id"] and delivery["event"] == {"id": event["id"], "type": "job.succeeded"}
+    assert delivery["endpoint_id"] == jobs_hook["id"]
+    assert delivery["event"] == {"id": event["id"], "type": "job.succeeded"}
     assert delivery["attempts"] == 1 and delivery["last_status_code"] == 200
     assert notify.receiver.at("/payments") == []
     assert len(await notify.deliveries()) == 1
@@ -61,7 +65,7 @@ async def test_failed_attempts_are_retried_with_growing_gaps_until_the_receiver_
 
     hits = await notify.hits("/flaky", 4)
     assert len({json.loads(h.body)["id"] for h in hits}) == 1, "every attempt carries the same event"
-    gaps = [b.at - a.at for a, b in zip(hits, hits[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(hits)]
     min_s = notify.settings.webhook_retry_min_ms / 1000
     assert all(gap >= min_s * 0.9 for gap in gaps), gaps
     # The schedule's ceilings grow (0.6 s, 1.2 s, ...: tests/unit/test_webhook_schedule.py); after the
@@ -218,3 +222,30 @@ async def test_without_an_allowance_loopback_and_names_resolving_to_it_are_refus
         response = await client.post("/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=auth)
         assert response.status == 422, (url, await response.text())
         assert "refused" in (await response.json())["error"]["message"]
+
+
+def test_ops_manage_endpoints_from_the_command_line(notify_env: NotifyEnv) -> None:
+    settings = notify_env.settings
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name, "--quiet").returncode == 0
+    url = "http://127.0.0.1:9/cli-hook"
+
+    added = satworks(settings, "webhooks", "add", "--app", name, "--url", url, "--events", "payment.*,job.dead")
+    assert added.returncode == 0, added.stderr
+    endpoint_id = added.stdout.split()[1]
+    secret = added.stdout.strip().splitlines()[-1]
+    assert secret.startswith("whsec_") and secret not in satworks(settings, "webhooks", "list", "--app", name).stdout
+    listed = satworks(settings, "webhooks", "list", "--app", name).stdout.strip().split("\t")
+    assert listed[:3] == [endpoint_id, url, "payment.*,job.dead"]
+
+    rotated = satworks(settings, "webhooks", "rotate", "--app", name, endpoint_id)
+    assert rotated.returncode == 0 and "the old one signs too until" in rotated.stdout
+    assert rotated.stdout.strip().splitlines()[-1] not in (secret, "")
+
+    refused = satworks(settings, "webhooks", "add", "--app", name, "--url", "http://10.0.0.1/", "--events", "*")
+    assert refused.returncode != 0 and "refused" in refused.stderr and "Traceback" not in refused.stderr
+    removed = satworks(settings, "webhooks", "remove", "--app", name, endpoint_id)
+    assert removed.returncode == 0, removed.stderr
+    assert satworks(settings, "webhooks", "list", "--app", name).stdout.strip() == ""
+    again = satworks(settings, "webhooks", "remove", "--app", name, endpoint_id)
+    assert again.returncode != 0 and "Traceback" not in again.stderr
