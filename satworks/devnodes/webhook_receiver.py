@@ -1,10 +1,12 @@
 """``satworks devnode webhook-receiver``: a tiny webhook receiver for development that checks signatures.
 
 satworks devnode webhook-receiver --port 8090 --secret whsec_...     # print each event, verified
+satworks devnode webhook-receiver --port 8090 --secrets-file .local/webhook-secrets   # one per line, re-read
 satworks devnode webhook-receiver --port 8090 --fail-first 3         # answer 500 three times first
 
-Every POST (any path) is verified against each ``--secret`` with the recipe of docs/webhooks.md,
-printed as one JSON line and kept (the last 1000) for ``GET /events``.
+Every POST (any path) is verified against each secret with the recipe of docs/webhooks.md, printed
+as one JSON line and kept (the last 1000) for ``GET /events``. The secrets file is read again for
+every POST, so a secret just shown by ``POST /v1/webhook-endpoints`` can be appended to it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +26,9 @@ from satworks import signatures
 EVENTS: web.AppKey[deque[dict[str, Any]]] = web.AppKey("events")
 
 
-def create_app(secrets: list[str], *, fail_first: int = 0, fail_status: int = 500) -> web.Application:
+def create_app(
+    secrets: list[str], *, fail_first: int = 0, fail_status: int = 500, secrets_file: Path | None = None
+) -> web.Application:
     app = web.Application()
     seen_events: deque[dict[str, Any]] = deque(maxlen=1000)
     app[EVENTS] = seen_events
@@ -33,9 +38,10 @@ def create_app(secrets: list[str], *, fail_first: int = 0, fail_status: int = 50
         body = await request.read()
         header = request.headers.get(signatures.HEADER, "")
         checked = "unchecked"
-        if secrets:
+        known = [*secrets, *_read_secrets(secrets_file)]
+        if known:
             checked = "bad"
-            for secret in secrets:
+            for secret in known:
                 try:
                     signatures.verify(header, body, secret, now=int(time.time()), tolerance_s=300)
                 except signatures.SignatureError:
@@ -71,6 +77,15 @@ def create_app(secrets: list[str], *, fail_first: int = 0, fail_status: int = 50
     return app
 
 
+def _read_secrets(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="satworks devnode webhook-receiver", description="Receive, verify and print satworks webhooks."
@@ -78,12 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--secret", action="append", default=[], help="a signing secret (repeat for several)")
+    parser.add_argument("--secrets-file", type=Path, default=None, help="signing secrets, one per line (re-read)")
     parser.add_argument("--fail-first", type=int, default=0, metavar="N", help="answer --fail-status N times first")
     parser.add_argument("--fail-status", type=int, default=500)
     args = parser.parse_args(argv)
     print(f"webhook receiver on http://{args.host}:{args.port}/ (events at /events)", file=sys.stderr)
     web.run_app(
-        create_app(args.secret, fail_first=args.fail_first, fail_status=args.fail_status),
+        create_app(
+            args.secret, fail_first=args.fail_first, fail_status=args.fail_status, secrets_file=args.secrets_file
+        ),
         host=args.host,
         port=args.port,
         access_log=None,

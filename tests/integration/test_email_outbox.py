@@ -6,11 +6,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
+
 from satworks.broker.build import build_broker
 from satworks.devnodes.smtp.sink import Reply
 from satworks.jobs.emails import send_message
 from tests.integration.notify_stack import SMTP_CAP, NotifyStack
-from tests.support import eventually, message_in_broker, scalar
+from tests.support import db_dsn, eventually, message_in_broker, scalar
+
+
+def execute(settings: Any, statement: str, *params: Any) -> None:
+    with psycopg.connect(db_dsn(settings)) as conn:
+        conn.execute(statement, params)
+
+
+async def _async(value: bool) -> bool:
+    return value
 
 
 async def _post(notify: NotifyStack, body: dict[str, Any], key: str | None = None) -> Any:
@@ -140,3 +151,38 @@ async def test_a_burst_never_opens_more_smtp_sessions_than_the_cap(notify: Notif
     stats = sink.http("/stats")
     assert stats["sessions_peak"] <= SMTP_CAP, stats
     assert stats["sessions_peak"] == SMTP_CAP, f"the burst should have used every slot: {stats}"
+
+
+async def test_a_settled_payment_with_a_receipt_address_gets_one_receipt(notify: NotifyStack) -> None:
+    body = {
+        "method": "onchain",
+        "amount_sat": 125_000,
+        "address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+        "memo": "T-shirt",
+    }
+    response = await notify.client.post(
+        "/v1/payments", json={**body, "receipt_email": "Carol <carol@example.org>"}, headers=notify.auth
+    )
+    assert response.status == 202, await response.text()
+    payment = await response.json()
+    assert payment["receipt_email"] == "Carol <carol@example.org>"
+    # The settlement as db/payments.py records it (no node in this stack): the event row, twice over.
+    for _ in range(2):
+        execute(
+            notify.settings,
+            "INSERT INTO app_events (app_id, type, subject_id, data) SELECT app_id, 'payment.settled', id,"
+            " '{}'::jsonb FROM payment_requests WHERE id = %s",
+            payment["id"],
+        )
+
+    async def receipt() -> list[Any] | None:
+        found = [m for m in notify.env.sink.sink.store.all() if "carol@example.org" in m.rcpt_tos]
+        return found or None
+
+    [message] = await eventually(receipt, what="the receipt in the sink")
+    dispatched = "SELECT count(*) FROM app_events WHERE subject_id = %s AND delivered_at IS NOT NULL"
+    await eventually(lambda: _async(scalar(notify.settings, dispatched, payment["id"]) == 2), what="both dispatched")
+    text = message.parsed().get_body(("plain",)).get_content()
+    assert "Hello Carol" in text and payment["id"] in text and "T-shirt" in text
+    emails = (await notify.get("/v1/emails"))["items"]
+    assert [e["template"] for e in emails] == ["payment_settled"]
