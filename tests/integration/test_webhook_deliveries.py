@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from satworks.signatures import HEADER
-from tests.integration.notify_stack import NotifyEnv, NotifyStack
+from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
 from tests.support import ROOT, eventually, scalar
 
@@ -249,3 +249,29 @@ def test_ops_manage_endpoints_from_the_command_line(notify_env: NotifyEnv) -> No
     assert satworks(settings, "webhooks", "list", "--app", name).stdout.strip() == ""
     again = satworks(settings, "webhooks", "remove", "--app", name, endpoint_id)
     assert again.returncode != 0 and "Traceback" not in again.stderr
+
+
+async def test_an_app_never_sees_or_touches_another_apps_endpoints_deliveries_or_emails(notify: NotifyStack) -> None:
+    created = await notify.register("/mine", ["job.succeeded"])
+    await notify.job()
+    delivery = await notify.delivery_when(lambda d: d["status"] == "delivered")
+    email = await notify.client.post(
+        "/v1/emails", json={"to": ["x@example.org"], "subject": "s", "text": "t"}, headers=notify.auth
+    )
+    email_id = (await email.json())["id"]
+
+    other = {**notify.auth, "Authorization": f"Bearer {make_key_for(notify.settings)}"}
+    client = notify.client
+    for method, path in (
+        ("GET", f"/v1/webhook-endpoints/{created['id']}"),
+        ("DELETE", f"/v1/webhook-endpoints/{created['id']}"),
+        ("POST", f"/v1/webhook-endpoints/{created['id']}/rotate-secret"),
+        ("GET", f"/v1/webhook-deliveries/{delivery['id']}"),
+        ("POST", f"/v1/webhook-deliveries/{delivery['id']}/redeliver"),
+        ("GET", f"/v1/emails/{email_id}"),
+    ):
+        response = await client.request(method, path, headers=other)
+        assert response.status == 404, (method, path, await response.text())
+    for path in ("/v1/webhook-endpoints", "/v1/webhook-deliveries", "/v1/emails"):
+        assert (await (await client.get(path, headers=other)).json())["items"] == []
+    assert len(notify.receiver.at("/mine")) == 1
