@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from satworks import logs
 from satworks.errors import SatworksError
 from satworks.settings import Settings
+from satworks.webhooks import cli as webhooks_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     daily.add_argument("name")
     daily.add_argument("state", choices=("on", "off"))
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
-    devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp"))
+    devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp", "webhook-receiver"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
     draw = sub.add_parser("draw", help="provably fair raffle draws")
     draw_sub = draw.add_subparsers(dest="draw_command", required=True)
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("proof", help="the proof JSON (GET /v1/draws/{id}/proof), or - for standard input")
     verify.add_argument("--node", metavar="URL", help="Bitcoin Core JSON-RPC URL: also re-read the beacon block hash")
     verify.add_argument("--timeout-s", type=float, default=10.0, help="deadline of the node call (default 10)")
+    webhooks_cli.add_parser(sub)
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
     enqueue.add_argument("type")
@@ -73,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             from satworks.devnodes.smtp.main import main as smtp_main
 
             smtp_main(args.args)
+            return 0
+        if args.kind == "webhook-receiver":
+            from satworks.devnodes.webhook_receiver import main as receiver_main
+
+            receiver_main(args.args)
             return 0
         from satworks.devnodes.bitcoind import server
 
@@ -124,6 +131,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":
         return _apps(settings, args)
+    elif args.command == "webhooks":
+        return webhooks_cli.run(settings, args)
     elif args.command == "sweep-payments":
         from satworks.ops import sweep_payments
 

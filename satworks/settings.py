@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, IPvAnyNetwork, ValidationInfo, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from satworks.scheduler import specs
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     webhook_retry_min_ms: int = Field(5_000, ge=1)
     webhook_retry_max_ms: int = Field(3_600_000, ge=1)
     webhook_retry_window_s: int = Field(86_400, ge=1)
+    # Endpoints' signing secrets are stored encrypted with this Fernet key (32 url-safe base64 bytes;
+    # `satworks webhooks new-key` makes one). Required on mainnet; unset elsewhere, endpoints cannot be
+    # registered. Old keys still decrypt (for re-keying); the first key encrypts.
+    webhook_secret_key: SecretStr | None = None
+    webhook_secret_old_keys: list[SecretStr] = []
+    webhook_secret_overlap_s: int = Field(86_400, ge=0, le=7 * 86_400)  # both secrets sign after a rotation
+    webhook_max_endpoints: int = Field(16, ge=1, le=1000)  # per app
 
     # Email over SMTP. security: none | starttls | tls (implicit, port 465). The quick start uses
     # `satworks devnode smtp` on 1025. Sessions are capped across all workers by smtp_max_sessions.
@@ -86,6 +93,10 @@ class Settings(BaseSettings):
     smtp_max_sessions: int = Field(5, ge=1)
     email_from: str = "satworks <noreply@satworks.localhost>"
     email_message_id_domain: str | None = None  # Message-IDs are <email id@this>; default: email_from's domain
+    email_max_recipients: int = Field(50, ge=1, le=1000)
+    email_retry_min_ms: int = Field(30_000, ge=1)
+    email_retry_max_ms: int = Field(3_600_000, ge=1)
+    email_retry_window_s: int = Field(86_400, ge=1)
 
     # Scheduler (``satworks scheduler``): one leader among all that run; docs/operations.md "Scheduler".
     scheduler_takeover_s: float = Field(15.0, ge=3, description="a standby leads within this after the leader died")
@@ -120,6 +131,7 @@ class Settings(BaseSettings):
     retention_webhook_receipts_days: int = Field(7, ge=1)
     retention_batch_rows: int = Field(1000, ge=1)
     retention_max_batches: int = Field(100, ge=1)
+    schedule_notify_sweep: str = "interval:30"
 
     @field_validator("*")
     @classmethod
@@ -139,6 +151,32 @@ class Settings(BaseSettings):
     def _webhook_retry_bounds(self) -> Settings:
         if self.webhook_retry_min_ms > self.webhook_retry_max_ms:
             raise ValueError("webhook_retry_min_ms must not exceed webhook_retry_max_ms")
+        return self
+
+    @field_validator("webhook_secret_key", "webhook_secret_old_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
+        from cryptography.fernet import Fernet
+
+        for key in value if isinstance(value, list) else [value] if value is not None else []:
+            try:
+                Fernet(key.get_secret_value())
+            except (ValueError, TypeError):
+                raise ValueError("must be a Fernet key: 32 url-safe base64-encoded bytes") from None
+        return value
+
+    @model_validator(mode="after")
+    def _secret_key_on_mainnet(self) -> Settings:
+        if self.bitcoin_network == "mainnet" and self.webhook_secret_key is None:
+            raise ValueError(
+                "webhook_secret_key is required on mainnet (webhook signing secrets are encrypted with it)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Settings:
+        if self.email_retry_min_ms > self.email_retry_max_ms:
+            raise ValueError("email_retry_min_ms must not exceed email_retry_max_ms")
         return self
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 import redis
+from pydantic import SecretStr
 
 from satworks.settings import Settings
 
@@ -87,8 +88,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if isinstance(value, list):
-            value = "[" + ",".join(f'"{v}"' for v in value) + "]"
+            value = "[" + ",".join(f'"{v.get_secret_value() if isinstance(v, SecretStr) else v}"' for v in value) + "]"
         env[f"SATWORKS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 

@@ -43,3 +43,8 @@ def message_generation(message: dramatiq.Message[Any]) -> int:
 def payment_message(actor: str, args: tuple[Any, ...], prefix: str) -> dramatiq.Message[Any]:
     """A message for a platform actor (payments), always on the ``critical`` queue."""
     return dramatiq.Message(queue_name=prefix + "critical", actor_name=actor, args=args, kwargs={}, options={})
+
+
+def internal_message(actor: str, args: tuple[Any, ...], prefix: str, queue: str) -> dramatiq.Message[Any]:
+    """A message for a platform actor without a job row (notifications) on ``queue`` (``default``, ``bulk``)."""
+    return dramatiq.Message(queue_name=prefix + queue, actor_name=actor, args=args, kwargs={}, options={})

@@ -33,6 +33,7 @@ from satworks.jobs.status import FINISHED, WAITING, JobStatus, sql_list
 _RUNNING = f"'{JobStatus.RUNNING.value}'"
 _CLAIMABLE = sql_list((*WAITING, JobStatus.RUNNING))
 _FINISHED = sql_list(FINISHED)
+_EVENTFUL = sql_list((JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD))  # statuses with a job.* event
 
 ROW_ERRORS = (DataError, IntegrityError)
 """What a batch INSERT raises when one of its rows is refused (the batch is then written row by row)."""
@@ -153,25 +154,44 @@ A claim that finds the job still ``running`` counts a crash: the right-hand side
 was before this update, and a row changed by a concurrent transaction is re-read (and its WHERE
 re-checked) after that transaction commits, so the count is right under concurrency too."""
 
-FINISH_BATCH = (
+_FINISH = (
     "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"  # noqa: S608
     " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at"
     " FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text, result jsonb, error_type text,"
     " error_message text, next_retry_at timestamptz, finished_at timestamptz)"
     f" WHERE jobs.id = o.id AND jobs.status = {_RUNNING}"
+    " RETURNING jobs.id, jobs.app_id, jobs.type, jobs.status, jobs.attempts, jobs.result, jobs.error_type,"
+    " jobs.error_message"
 )
-"""``finish`` for a batch: one parameter, ``rows_json(outcomes)`` with the keys ``id, status, result,
-error_type, error_message, next_retry_at, finished_at``. Ids must be unique within the batch."""
+
+JOB_EVENTS = (
+    "INSERT INTO app_events (app_id, type, subject_id, data)"  # noqa: S608 - enum values, no input
+    " SELECT f.app_id, 'job.' || f.status, f.id, jsonb_build_object('job_id', f.id, 'type', f.type,"
+    " 'status', f.status, 'attempts', f.attempts) || CASE WHEN f.status = 'succeeded'"
+    " THEN jsonb_build_object('result', f.result)"
+    " ELSE jsonb_build_object('error', jsonb_build_object('type', f.error_type, 'message', f.error_message)) END"
+    f" FROM finished f WHERE f.status IN {_EVENTFUL} AND EXISTS (SELECT 1 FROM webhook_endpoints ep"
+    " WHERE ep.app_id = f.app_id AND ep.deleted_at IS NULL AND ep.events && ARRAY['*', 'job.*', 'job.' || f.status])"
+)
+"""``job.succeeded``, ``job.failed`` and ``job.dead`` events for the rows of the CTE ``finished``, only for
+apps with an endpoint subscribed to them: an outcome of an app without one costs one index probe of
+``webhook_endpoints_app``, and no row."""
+
+FINISH_BATCH = "WITH finished AS (" + _FINISH + ") " + JOB_EVENTS
+"""``finish`` for a batch, with its job events: one parameter, ``rows_json(outcomes)`` with the keys ``id,
+status, result, error_type, error_message, next_retry_at, finished_at``. Ids must be unique within the batch."""
 
 
 KILL = (
-    f"UPDATE jobs SET status = '{JobStatus.DEAD.value}', error_type = %s, error_message = %s,"  # noqa: S608
-    " finished_at = now(),"
+    f"WITH finished AS (UPDATE jobs SET status = '{JobStatus.DEAD.value}', error_type = %s,"  # noqa: S608
+    " error_message = %s, finished_at = now(),"
     f" next_retry_at = NULL WHERE id = %s AND status NOT IN {_FINISHED}"
+    " RETURNING id, app_id, type, status, attempts, result, error_type, error_message) " + JOB_EVENTS
 )
-"""``kill`` as static SQL (the statuses are ``FINISHED``): parameters error type, error message, job id."""
+"""``kill`` as static SQL (the statuses are ``FINISHED``), with its ``job.dead`` event: parameters error
+type, error message, job id."""
 
-FINISH_AND_CLAIM = "WITH finished AS (" + FINISH_BATCH + ") " + CLAIM_BATCH
+FINISH_AND_CLAIM = "WITH finished AS (" + _FINISH + "), job_events AS (" + JOB_EVENTS + ") " + CLAIM_BATCH
 """``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, ids, generations), for a batch
 whose outcomes and claims concern different jobs; the claimed rows come back."""
 

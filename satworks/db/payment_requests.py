@@ -50,6 +50,7 @@ class NewPayment:
     request_hash: str
     created_at: datetime
     expires_at: datetime
+    receipt_email: str | None = None
 
 
 async def insert_request(engine: AsyncEngine, new: NewPayment) -> PaymentRecord | None:

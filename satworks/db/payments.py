@@ -62,6 +62,7 @@ class PaymentRecord:
     checked_at: datetime | None
     checks: int
     seq: int
+    receipt_email: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,7 @@ payment_requests = Table(
     Column("checks", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
     Column("requeued_at", DateTime(timezone=True)),  # when a stranded request's message was last sent again
+    Column("receipt_email", Text),  # sent a payment_settled email when it settles (db/outbox.py)
     UniqueConstraint("app_id", "idempotency_key", name="payments_app_idempotency_key"),
     CheckConstraint(one_of("status", PaymentStatus), name="payments_status_valid"),
     CheckConstraint(
@@ -160,7 +161,7 @@ app_events = Table(
     Column("subject_id", UUID(as_uuid=True), nullable=False),
     Column("data", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("delivered_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),  # fanned out into webhook deliveries (db/outbox.py)
 )
 
 chain_cursors = Table(

@@ -40,6 +40,7 @@ class PaymentOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     settled_at: datetime | None
+    receipt_email: str | None = None
 
     @classmethod
     def from_record(cls, payment: PaymentRecord, txids: list[str]) -> PaymentOut:
@@ -63,6 +64,7 @@ class PaymentOut(BaseModel):
             created_at=payment.created_at,
             expires_at=payment.expires_at,
             settled_at=payment.settled_at,
+            receipt_email=payment.receipt_email,
         )
 
 

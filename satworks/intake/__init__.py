@@ -4,6 +4,9 @@
   the job type, record and enqueue one job (group-committed by ``batcher.IntakeBatcher``).
 - ``payments.PaymentIntake.create(app_id, PaymentIn, idempotency_key) -> (PaymentRecord, replayed)``,
   and the wake-ups nodes and watchers send (``recheck_tx``, ``sweep``, ``watcher_event``).
+- ``emails.EmailIntake.submit(app_id, EmailIn, idempotency_key) -> (EmailRecord, replayed)``: render,
+  record and enqueue one outbox email.
+- ``webhooks.WebhookIntake``: register, rotate and delete webhook endpoints; redeliver a delivery.
 - ``idempotency``: the ``Idempotency-Key`` rule, the same for every endpoint.
 - ``recovery``: committed work whose first message never reached the broker is sent again.
 - ``resources.open_intake(settings)``: all of it, opened from settings and closed again.

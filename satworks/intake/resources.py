@@ -17,9 +17,12 @@ from satworks.broker.build import build_broker
 from satworks.broker.client import BrokerClient
 from satworks.db.engine import async_engine
 from satworks.db.jobs import NewJob
+from satworks.emails.outbox import Composer
 from satworks.intake.batcher import IntakeBatcher
+from satworks.intake.emails import EmailIntake
 from satworks.intake.jobs import JobIntake
 from satworks.intake.payments import PaymentIntake
+from satworks.intake.webhooks import WebhookIntake
 from satworks.settings import Settings
 
 
@@ -29,6 +32,8 @@ class Intake:
     client: BrokerClient
     jobs: JobIntake
     payments: PaymentIntake
+    emails: EmailIntake
+    webhooks: WebhookIntake
 
 
 @asynccontextmanager
@@ -55,9 +60,12 @@ async def open_intake(
         on_enqueued=on_enqueued,
     )
     payments = PaymentIntake(engine, client, queue_prefix=settings.queue_prefix, network=settings.bitcoin_network)
+    emails = EmailIntake(engine, client, Composer(settings), queue_prefix=settings.queue_prefix)
+    webhooks = WebhookIntake(engine, client, settings)
     batcher.start()
     try:
-        yield Intake(engine, client, JobIntake(batcher, queue_prefix=settings.queue_prefix), payments)
+        jobs = JobIntake(batcher, queue_prefix=settings.queue_prefix)
+        yield Intake(engine, client, jobs, payments, emails, webhooks)
     finally:
         await batcher.stop()
         await client.aclose()

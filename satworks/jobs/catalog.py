@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
+from satworks.jobs.notify_sweep import NOTIFY_SWEEP
 from satworks.jobs.platform import PLATFORM_JOB_TYPES
 
-JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, *PLATFORM_JOB_TYPES)}
+JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, NOTIFY_SWEEP, *PLATFORM_JOB_TYPES)}
 """App job types, and platform ones (``internal``: submitted by satworks itself, see ``jobs/platform.py``)."""
 
 

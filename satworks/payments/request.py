@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from satworks.emails.addresses import EmailAddress
 from satworks.payments.amounts import MAX_SAT
 
 MAX_METADATA_BYTES = 4096
@@ -26,6 +27,9 @@ class PaymentIn(BaseModel):
     monitoring_s: StrictInt = Field(86_400, ge=0, le=7 * 24 * 3600, description="Late money is seen this long.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+    receipt_email: EmailAddress | None = Field(
+        None, max_length=320, description="Send a `payment_settled` receipt here when the payment settles."
+    )
 
     @field_validator("metadata")
     @classmethod

@@ -39,6 +39,8 @@ TASKS: dict[str, ScheduledTask] = {
         ScheduledTask("payment_checks", job_type="platform.payment_checks"),
         ScheduledTask("retention", job_type="platform.retention"),
         ScheduledTask("daily_reports", job_type="platform.daily_reports"),
+        # The notifications' guarantee: undispatched events, stalled deliveries and emails (jobs/outbox.py).
+        ScheduledTask("notify_sweep", job_type="notify.sweep"),
     )
 }
 

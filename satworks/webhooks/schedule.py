@@ -1,8 +1,8 @@
 """When a failed webhook delivery is tried again: exponential backoff with full jitter inside a window.
 
-Pure; the delivery job asks it after each retryable attempt and hands the answer to Dramatiq's
-``Retries`` middleware, whose own backoff (``compute_backoff``: jitter only between 1x and 2x, no
-window) cannot be replaced. The rule is in docs/algorithms.md, "Webhook delivery retries".
+Pure; the delivery and email jobs ask it after each retryable attempt and enqueue the next attempt
+with that delay themselves (Dramatiq's ``compute_backoff`` jitters only between 1x and 2x and has no
+window). The rule is in docs/algorithms.md, "Webhook delivery retries".
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from satworks.errors import RetryWindowClosed
 from satworks.settings import Settings
 
 
@@ -45,12 +44,3 @@ class RetrySchedule:
         if retry_after_ms is not None:
             delay = max(delay, retry_after_ms)
         return min(round(delay), remaining_ms)
-
-
-def retry_when(retries: int, exception: BaseException) -> bool:
-    """Dramatiq's ``retry_when`` actor option for delivery jobs: retry unless the window has closed.
-
-    The job raises ``dramatiq.Retry(delay=schedule.delay_ms(...))`` to retry (``Retries`` then uses that
-    delay as is) and ``RetryWindowClosed`` when ``delay_ms`` says None, which fails the message: ``dead``.
-    """
-    return not isinstance(exception, RetryWindowClosed)

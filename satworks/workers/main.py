@@ -18,8 +18,10 @@ from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.payments import PaymentResources
 from satworks.jobs.resources import WorkerResources
 from satworks.metrics.jobs import JobMetrics
+from satworks.metrics.notify import NotifyMetrics
 from satworks.metrics.platform import PlatformMetrics
 from satworks.settings import Settings
+from satworks.workers import notify
 from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
@@ -42,6 +44,9 @@ def build(settings: Settings) -> dramatiq.Broker:
             DeadWorkerReaper(interval_ms=settings.reaper_interval_ms),
         ],
     )
+    notifications = notify.build(settings, broker, NotifyMetrics.create(REGISTRY))
+    for middleware in notify.middleware(settings, notifications):
+        broker.add_middleware(middleware)
     dramatiq.set_broker(broker)
     enqueue = payment_sender(broker, settings.queue_prefix)
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
@@ -50,6 +55,7 @@ def build(settings: Settings) -> dramatiq.Broker:
     resources = WorkerResources(settings, payments_engine, broker, payments, PlatformMetrics.create(REGISTRY))
     declare_actors(broker, JOB_TYPES, tracking, settings, resources)
     declare_internal_actors(broker, payments)
+    notify.declare_actors(broker, notifications)
     return broker
 
 

@@ -13,6 +13,7 @@ from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode
+from tests.integration.notify_stack import notify, notify_env  # noqa: F401 - fixtures of the notification tests
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET, PaymentStack
 from tests.support import WorkerProcess, free_port
 

@@ -1,18 +1,13 @@
-"""Webhook delivery retries: full-jitter backoff inside a 24 h window, driven through Dramatiq's Retries."""
+"""Webhook delivery retries: full-jitter backoff inside a 24 h window."""
 
 from __future__ import annotations
 
 import random
-from typing import Any
 
-import dramatiq
 import pytest
-from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Retries
 
-from satworks.errors import RetryWindowClosed
 from satworks.settings import Settings
-from satworks.webhooks.schedule import RetrySchedule, retry_when
+from satworks.webhooks.schedule import RetrySchedule
 
 SCHEDULE = RetrySchedule(min_backoff_ms=5_000, max_backoff_ms=3_600_000, window_ms=86_400_000)
 
@@ -65,48 +60,3 @@ def test_schedule_from_settings() -> None:
     assert RetrySchedule.from_settings(settings) == RetrySchedule(100, 1_000, 60_000)
     with pytest.raises(ValueError, match="webhook_retry_min_ms"):
         Settings(webhook_retry_min_ms=2_000, webhook_retry_max_ms=1_000)
-
-
-def test_dramatiq_retries_uses_the_schedule_delay_and_fails_the_message_when_the_window_closes() -> None:
-    """The design the delivery job follows: ``Retry(delay=...)`` to retry, ``RetryWindowClosed`` to die."""
-    broker = StubBroker()
-    broker.emit_after("process_boot")
-    enqueued: list[int | None] = []
-
-    class Delays(dramatiq.Middleware):
-        def before_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
-            enqueued.append(delay)
-
-    broker.add_middleware(Delays())
-    assert any(isinstance(m, Retries) for m in broker.middleware)
-    schedule = RetrySchedule(min_backoff_ms=1, max_backoff_ms=4, window_ms=10)
-    attempts: list[int] = []
-
-    @dramatiq.actor(actor_name="deliver_test", retry_when=retry_when, max_retries=None, broker=broker)
-    def deliver() -> None:
-        attempts.append(len(attempts))
-        delay = schedule.delay_ms(len(attempts) - 1, elapsed_ms=3 * (len(attempts) - 1), rng=random.Random(0))
-        if delay is None:
-            raise RetryWindowClosed("no answer for 10 ms")
-        raise dramatiq.Retry("HTTP 503", delay=delay)
-
-    worker = dramatiq.Worker(broker, worker_timeout=10)
-    worker.start()
-    try:
-        deliver.send()
-        broker.join(deliver.queue_name, fail_fast=False, timeout=30_000)
-        worker.join()
-    finally:
-        worker.stop()
-    # elapsed 0, 3, 6, 9 ms: four retries (the last clamped to the 1 ms left), then the window is closed.
-    assert len(attempts) == 5
-    retry_delays = [d for d in enqueued if d is not None]  # (a due message moves to its queue without delay)
-    assert len(retry_delays) == 4 and retry_delays[-1] == 1
-    assert all(1 <= d <= 4 for d in retry_delays)
-    assert len(broker.dead_letters) == 1  # failed by Retries: the job is recorded dead
-
-
-def test_retry_when_retries_everything_but_a_closed_window() -> None:
-    assert retry_when(100, dramatiq.Retry("503"))
-    assert retry_when(0, OSError("broken pipe"))
-    assert not retry_when(3, RetryWindowClosed("done"))

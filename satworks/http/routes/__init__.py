@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from satworks.http.route import Route
-from satworks.http.routes import health, jobs, meta, payments, reports, schedules, webhooks
+from satworks.http.routes import health, jobs, meta, notify, payments, reports, schedules, webhooks
 
 
 def all_routes() -> list[Route]:
@@ -12,6 +12,7 @@ def all_routes() -> list[Route]:
         *jobs.ROUTES,
         *payments.ROUTES,
         *webhooks.ROUTES,
+        *notify.ROUTES,
         *meta.ROUTES,
         *reports.ROUTES,
         *schedules.ROUTES,
