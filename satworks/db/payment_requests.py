@@ -94,16 +94,17 @@ async def delete_unstarted(engine: AsyncEngine, payment_id: uuid.UUID) -> None:
             )
 
 
-async def stranded_creating(engine: AsyncEngine, older_than: datetime, limit: int) -> list[uuid.UUID]:
-    """Requests still waiting for an address long after creation (their first message was lost)."""
+async def stranded_creating(engine: AsyncEngine, older_than: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
+    """``(id, method)`` of requests still waiting for an address or an invoice long after creation (their
+    first message was lost)."""
     query = (
-        select(payment_requests.c.id)
+        select(payment_requests.c.id, payment_requests.c.method)
         .where(payment_requests.c.status == PaymentStatus.CREATING, payment_requests.c.created_at < older_than)
         .limit(limit)
     )
     with db_errors():
         async with engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
+            return [(row.id, row.method) for row in await conn.execute(query)]
 
 
 async def get(engine: AsyncEngine, app_id: uuid.UUID, payment_id: uuid.UUID) -> Listed | None:

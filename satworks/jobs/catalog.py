@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
+from satworks.jobs.lightning_sweep import LIGHTNING_SWEEP
 
-JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY,)}
+JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, LIGHTNING_SWEEP)}
 
 
 def max_age_ms(job_type: str, default_ms: int) -> int:

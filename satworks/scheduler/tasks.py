@@ -34,6 +34,8 @@ TASKS: dict[str, ScheduledTask] = {
     for task in (
         # Liveness of the whole path: scheduler → Postgres → broker → worker → Postgres.
         ScheduledTask("canary", job_type="canary", observe_latency=True),
+        # Lightning: every open invoice re-read, so nothing waits for a dead stream or a broken check chain.
+        ScheduledTask("lightning_sweep", job_type="lightning_sweep"),
     )
 }
 

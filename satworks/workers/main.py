@@ -15,8 +15,10 @@ from satworks.broker.client import payment_sender
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.lightning import LIGHTNING_ACTORS, LightningResources, LndConnection
 from satworks.jobs.payments import PaymentResources
 from satworks.metrics.jobs import JobMetrics
+from satworks.metrics.lightning import LightningMetrics
 from satworks.settings import Settings
 from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
@@ -46,6 +48,10 @@ def build(settings: Settings) -> dramatiq.Broker:
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
     payments_engine = sync_engine(settings.database_url, pool_size=4)
     declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))
+    lightning = LightningResources(
+        settings, payments_engine, LndConnection(settings), enqueue, LightningMetrics.create(REGISTRY)
+    )
+    declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
     return broker
 
 
