@@ -203,6 +203,7 @@ def apply_invoice(
         amt_paid_msat=invoice.amt_paid_msat,
         received_msat=row.received_msat or 0,
         read_at=read_at,
+        node_expires_at=invoice.expires_at,
     )
     check_transition(current, verdict.status)
     conn.execute(
@@ -311,18 +312,6 @@ def save_cursor(conn: Connection, node: str, position: Cursor) -> None:
             },
         )
     )
-
-
-def known_indices(conn: Connection) -> Cursor:
-    """The highest add and settle indices our own invoices have: where a listener without a stored
-    cursor starts (what came before is known already, or is found by the checks)."""
-    row = conn.execute(
-        select(
-            func.coalesce(func.max(lightning_invoices.c.add_index), 0),
-            func.coalesce(func.max(lightning_invoices.c.settle_index), 0),
-        )
-    ).one()
-    return Cursor(int(row[0]), int(row[1]))
 
 
 def try_sweep_lock(conn: Connection) -> bool:

@@ -98,7 +98,9 @@ class InvoiceListener:
                 self._client = self._connect()
             node = self._client.get_info().identity_pubkey
             with db_errors(), self._engine.begin() as conn:
-                position = store.cursor(conn, node) or store.known_indices(conn)
+                # Without a stored position: live updates only (lnd replays nothing for index 0); what
+                # came before is the checks' to find.
+                position = store.cursor(conn, node) or store.Cursor(0, 0)
             stream = self._client.subscribe_invoices(position.add_index, position.settle_index)
             with self._lock:
                 if self._stopping.is_set():

@@ -41,9 +41,11 @@ def decide(
     amt_paid_msat: int,
     received_msat: int,
     read_at: datetime,
+    node_expires_at: datetime | None = None,
 ) -> InvoiceVerdict:
     """The request's next status, given its current one (with ``received_msat`` so far) and the invoice
-    read at ``read_at``."""
+    read at ``read_at``. ``node_expires_at`` is the invoice's own expiry on lnd (its creation time plus
+    its expiry), which may fall up to a second or so before ``expires_at``: lnd cancels it then."""
     amount_msat = sat_to_msat(amount_sat)
     held = amt_paid_msat if state in (InvoiceState.SETTLED, InvoiceState.ACCEPTED) else 0
     # lnd stamps invoices in whole seconds: the second of expires_at is still in time.
@@ -65,7 +67,8 @@ def decide(
     if state == InvoiceState.ACCEPTED:
         return verdict(PaymentStatus.PROCESSING, _amount_exception(held, amount_msat))
     if state == InvoiceState.CANCELED:
-        reason = "the invoice expired unpaid" if expired else "the invoice was canceled on the node"
+        at_expiry = expired or (node_expires_at is not None and read_at >= node_expires_at)
+        reason = "the invoice expired unpaid" if at_expiry else "the invoice was canceled on the node"
         return verdict(PaymentStatus.EXPIRED, None, reason)
     # OPEN (again, for a held payment whose HTLCs were released)
     if expired:

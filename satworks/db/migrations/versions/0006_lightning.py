@@ -1,6 +1,6 @@
 """Lightning payment requests: the invoice on payment_requests, lnd's bookkeeping, the listener's cursor.
 
-Revision ID: 0006
+Revision ID: 0006_lightning
 Revises: 0003_scheduler
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0006"
+revision = "0006_lightning"
 down_revision = "0003_scheduler"
 branch_labels = None
 depends_on = None
