@@ -41,6 +41,7 @@ def fresh_database(base: Settings, **changes: Any) -> Iterator[Settings]:
             "database_url": base.database_url.rsplit("/", 1)[0] + "/" + name,
             "queue_prefix": f"s{uuid.uuid4().hex[:8]}_",
             "worker_metrics_port": free_port(),
+            "schedule_lightning_sweep": "off",  # these tests count the canary's slots only
             **changes,
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
 import bolt11
 
@@ -15,6 +16,7 @@ from satworks.integrations.lnd.records import FailureReason, PaymentStatus
 from satworks.jobs.lightning import SWEEP
 from tests.integration.lightning_stack import FAST_CHECKS, MakeStack, lightning, until
 from tests.integration.lnd_fixtures import LndNetwork, lnd_network
+from tests.scheduler_support import SchedulerProcess
 from tests.support import eventually, scalar
 
 __all__ = ["lightning", "lnd_network"]
@@ -237,3 +239,21 @@ async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(
     assert stack.audit(payment["id"]) == ["new", "settled"]
     assert stack.events(payment["id"]) == ["payment.settled"]
     await until(lambda: listener.metrics().get("satworks_lnd_stream_up") == 1.0, what="the listener to subscribe again")
+
+
+async def test_the_scheduled_sweep_settles_a_payment_that_no_check_or_stream_saw(
+    lightning: MakeStack, tmp_path: Path
+) -> None:
+    stack = await lightning(listener=False)  # the request's next scheduled check is minutes away
+    payment = await stack.created(amount_sat=6_000)
+    await stack.pay(payment["payment_request"])
+    schedules = {"schedule_canary": "off", "schedule_lightning_sweep": "interval:2"}
+    scheduler = SchedulerProcess(stack.settings.model_copy(update=schedules), "lightning", tmp_path).start()
+    try:
+        settled = await stack.wait_for(payment["id"], "settled", timeout_s=40)
+    finally:
+        scheduler.stop()
+    assert (settled["received_msat"], stack.events(payment["id"])) == (6_000_000, ["payment.settled"])
+    swept = "satworks_lightning_checks_total{kind=sweep,outcome=changed}"
+    await until(lambda: stack.worker_metrics().get(swept, 0) >= 1, what="the sweep to count its change")
+    assert [r["task"] for r in scheduler.logs("schedule_submitted")][:1] == ["lightning_sweep"]
