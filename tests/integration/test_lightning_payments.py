@@ -3,6 +3,7 @@ simulator over gRPC (merchant, payer and a second payer on one network)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +100,32 @@ async def test_a_restarted_listener_resumes_from_its_stored_indices_and_applies_
         assert stack.audit(payment["id"]) == (["new", "settled"] if settled else ["new"])
         assert stack.events(payment["id"]) == (["payment.settled"] if settled else [])
     assert scalar(stack.settings, cursor, node) == 5
+
+
+async def test_a_listener_killed_while_settlements_stream_in_loses_none_and_applies_none_twice(
+    lightning: MakeStack,
+) -> None:
+    stack = await lightning()  # no scheduled check within the test: only the stream settles
+    payments = [await stack.created(amount_sat=3_000 + i) for i in range(8)]
+    node = stack.lnd.node("merchant").pubkey.hex()
+    cursor = "SELECT coalesce(max(settle_index), 0) FROM lightning_cursors WHERE node = %s"
+
+    async def pay_one_by_one() -> None:
+        for payment in payments:
+            await stack.pay(payment["payment_request"])
+
+    paying = asyncio.create_task(pay_one_by_one())
+    await until(lambda: scalar(stack.settings, cursor, node) >= 3, what="three settlements handed on")
+    assert stack.listener is not None
+    stack.listener.kill()  # SIGKILL mid-stream: whatever it was handing on
+    stack.start_listener()
+    await paying
+    for payment in payments:
+        await stack.wait_for(payment["id"], "settled", timeout_s=30)
+    for payment in payments:
+        assert stack.audit(payment["id"]) == ["new", "settled"]
+        assert stack.events(payment["id"]) == ["payment.settled"]
+    await until(lambda: scalar(stack.settings, cursor, node) == 8, what="the stored position to reach the last")
 
 
 async def test_an_unpaid_invoice_expires_and_cannot_be_paid_after(lightning: MakeStack) -> None:
