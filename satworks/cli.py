@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     web = sub.add_parser("web", help="run the intake API")
     web.add_argument("--processes", type=_positive, default=1, help="serving processes sharing the port (SO_REUSEPORT)")
     sub.add_parser("scheduler", help="run the scheduler of recurring tasks (one leader among all that run)")
+    sub.add_parser("lnd-listener", help="follow lnd's invoice stream and enqueue a check per settlement")
     sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
@@ -127,6 +128,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from satworks.scheduler.service import run
 
         return run(settings)
+    elif args.command == "lnd-listener":
+        from satworks.listener.lnd import run as run_listener
+
+        return run_listener(settings)
     elif args.command == "worker":
         return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     lnd_tls_cert_path: str = ".local/lnd/merchant/tls.cert"
     lnd_macaroon_path: str = ".local/lnd/merchant/admin.macaroon"
     lnd_rpc_timeout_s: float = Field(10.0, gt=0)
+    # `satworks lnd-listener`: reconnects with jittered backoff from 0.5 s up to this; metrics server.
+    lnd_reconnect_max_s: float = Field(30.0, ge=1)
+    lnd_listener_metrics_host: str = "127.0.0.1"
+    lnd_listener_metrics_port: int = Field(9195, ge=1, le=65535)
     # Outgoing webhooks (docs/webhooks.md). Addresses that are not globally routable (loopback, private,
     # link-local incl. 169.254.169.254, multicast, ...) are refused after DNS unless allowed here.
     webhook_connect_timeout_s: float = Field(5.0, gt=0)
@@ -132,6 +136,7 @@ class Settings(BaseSettings):
     retention_batch_rows: int = Field(1000, ge=1)
     retention_max_batches: int = Field(100, ge=1)
     schedule_notify_sweep: str = "interval:30"
+    schedule_lightning_sweep: str = "interval:60"
 
     @field_validator("*")
     @classmethod

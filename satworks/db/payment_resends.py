@@ -30,7 +30,7 @@ STRANDED_CREATING = (
     "UPDATE payment_requests SET requeued_at = now() WHERE id IN ("  # noqa: S608 - enum value, no input
     f"SELECT id FROM payment_requests WHERE status = '{PaymentStatus.CREATING.value}' AND created_at < :older_than"
     f" AND {_DUE.format(since='created_at')}"
-    " ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
+    " ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id, method"
 )
 
 _SINCE = "coalesce(checked_at, created_at)"
@@ -49,10 +49,11 @@ evaluated since: their check chain is sent again from where it stopped (``checks
 
 async def stranded_creating(
     conn: AsyncConnection, older_than: datetime, limit: int, *, min_gap_s: float, max_gap_s: float
-) -> list[uuid.UUID]:
-    """Stamp and return requests ``creating`` since before ``older_than`` whose re-send is due."""
+) -> list[tuple[uuid.UUID, str]]:
+    """Stamp and return ``(id, method)`` of requests ``creating`` since before ``older_than`` whose re-send
+    is due (the method says which job makes them: an address or an invoice)."""
     params = {"older_than": older_than, "limit": limit, "min_gap_s": min_gap_s, "max_gap_s": max_gap_s}
-    return list((await conn.execute(text(STRANDED_CREATING), params)).scalars())
+    return [(row.id, row.method) for row in await conn.execute(text(STRANDED_CREATING), params)]
 
 
 def stale_open(

@@ -63,6 +63,9 @@ class PaymentRecord:
     checks: int
     seq: int
     receipt_email: str | None
+    payment_request: str | None  # lightning: the BOLT11 invoice, once lnd made it
+    payment_hash: str | None  # lightning: hex
+    received_msat: int | None  # lightning: exactly what arrived; received_sat is its whole satoshis
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +178,10 @@ def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
     due = payment_requests.c.expires_at <= now - timedelta(seconds=1)
     rows = conn.execute(
         select(payment_requests.c.id).where(
+            payment_requests.c.method == "onchain",  # lightning requests are swept by jobs/lightning.py
             (payment_requests.c.status == PaymentStatus.PROCESSING)
             | ((payment_requests.c.status == PaymentStatus.NEW) & (due | has_open_tx))
-            | (payment_requests.c.status.in_(CLOSED) & has_open_tx)
+            | (payment_requests.c.status.in_(CLOSED) & has_open_tx),
         )
     )
     return {row.id for row in rows}
@@ -224,10 +228,11 @@ def apply_receipts(
     """Merge ``fresh`` receipts (just read from the node) with the stored ones, evaluate and persist.
 
     Stored receipts not re-read keep their state; confirmed ones get their confirmations from
-    ``tip_height`` when given. Returns the verdict, or None for a request still being created.
+    ``tip_height`` when given. Returns the verdict, or None for a request still being created (or not
+    on-chain: a lightning request's status comes from its invoice, ``db.lightning.apply_invoice``).
     """
     row = conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id).with_for_update()).first()
-    if row is None or row.status == PaymentStatus.CREATING:
+    if row is None or row.status == PaymentStatus.CREATING or row.method != "onchain":
         return None
     fresh_keys = {(r.txid, r.vout) for r in fresh}
     receipts = list(fresh)

@@ -115,6 +115,10 @@ payment_requests = Table(
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('payment_requests_seq')")),
     Column("requeued_at", DateTime(timezone=True)),  # when a stranded request's message was last sent again
     Column("receipt_email", Text),  # sent a payment_settled email when it settles (db/outbox.py)
+    # Lightning (method "lightning"): the invoice the app shows, and exactly what arrived (db/lightning.py).
+    Column("payment_request", Text),
+    Column("payment_hash", String(64), unique=True),
+    Column("received_msat", BigInteger),
     UniqueConstraint("app_id", "idempotency_key", name="payments_app_idempotency_key"),
     CheckConstraint(one_of("status", PaymentStatus), name="payments_status_valid"),
     CheckConstraint(

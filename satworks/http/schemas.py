@@ -22,12 +22,20 @@ __all__ = ["JobIn", "ReportSpec"]
 
 class PaymentOut(BaseModel):
     id: uuid.UUID
-    method: Literal["onchain"]
+    method: Literal["onchain", "lightning"]
     status: PaymentStatus
     exception_status: ExceptionStatus | None
     status_reason: str | None
     amount_sat: int
-    received_sat: int
+    received_sat: int = Field(
+        description="Whole satoshis received (Lightning: `received_msat` // 1000, never rounded up)."
+    )
+    received_msat: int | None = Field(
+        description="Lightning: exactly what arrived, in millisatoshis (it may hold a fraction of a satoshi)."
+        " Null on-chain."
+    )
+    payment_request: str | None = Field(description="Lightning: the BOLT11 invoice to pay, once lnd made it.")
+    payment_hash: str | None = Field(description="Lightning: the invoice's payment hash (hex).")
     required_confirmations: int
     confirmations: int
     payment_tolerance: Decimal
@@ -52,6 +60,9 @@ class PaymentOut(BaseModel):
             status_reason=payment.status_reason,
             amount_sat=payment.amount_sat,
             received_sat=payment.received_sat,
+            received_msat=payment.received_msat,
+            payment_request=payment.payment_request,
+            payment_hash=payment.payment_hash,
             required_confirmations=payment.required_confirmations,
             confirmations=payment.confirmations,
             payment_tolerance=payment.tolerance_pct,

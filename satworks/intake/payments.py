@@ -11,6 +11,7 @@ import hashlib
 import json
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import dramatiq
@@ -25,11 +26,16 @@ from satworks.db.payments import PaymentRecord
 from satworks.errors import DependencyUnavailable, ValidationFailed
 from satworks.intake import idempotency
 from satworks.integrations.bitcoin.address import Network, is_valid_address
+from satworks.jobs.lightning import CREATE_INVOICE
 from satworks.jobs.payments import CHECK, CHECK_TX, CREATE_ADDRESS, SWEEP
 from satworks.payments.request import PaymentIn
 from satworks.payments.status import PaymentStatus
 
 WATCHER = "payments"  # the source name of signed watcher events in ``webhook_receipts``
+LIGHTNING = "lightning"
+ONCHAIN_ONLY = ("address", "confirmations", "payment_tolerance", "monitoring_s")
+MAX_MEMO_BYTES = 639  # a BOLT11 description holds at most 639 bytes (UTF-8)
+MAX_INVOICE_SAT = 100_000 * 100_000_000  # lnd refuses invoices above 100,000 BTC
 
 
 class PaymentIntake:
@@ -89,7 +95,10 @@ class PaymentIntake:
         await self._client.enqueue([(message, None)])
 
     def _new_payment(self, app_id: uuid.UUID, spec: PaymentIn, key: str | None) -> NewPayment:
-        if spec.address is not None and not is_valid_address(spec.address, self._network):
+        lightning = spec.method == LIGHTNING
+        if lightning:
+            _check_lightning(spec)
+        elif spec.address is not None and not is_valid_address(spec.address, self._network):
             raise ValidationFailed(f"address is not a valid {self._network} address", details=[{"loc": ["address"]}])
         if key is not None:
             idempotency.check(key)
@@ -100,9 +109,10 @@ class PaymentIntake:
             method=spec.method,
             status=PaymentStatus.NEW if spec.address else PaymentStatus.CREATING,
             amount_sat=spec.amount_sat,
-            required_confirmations=spec.confirmations,
-            tolerance_pct=spec.payment_tolerance,
-            monitoring_s=spec.monitoring_s,
+            # Lightning has no confirmations, tolerance (lnd refuses less than asked) or late money.
+            required_confirmations=0 if lightning else spec.confirmations,
+            tolerance_pct=Decimal(0) if lightning else spec.payment_tolerance,
+            monitoring_s=0 if lightning else spec.monitoring_s,
             address=spec.address,
             address_supplied=spec.address is not None,
             memo=spec.memo,
@@ -116,14 +126,33 @@ class PaymentIntake:
 
 
 def first_message(payment: PaymentRecord, prefix: str) -> dramatiq.Message[Any]:
-    """A new request's first job: an address from the node, or at once a check of the supplied one."""
+    """A new request's first job: an address or an invoice from the node, or at once a check of the
+    supplied address."""
     if payment.address_supplied:
         return payment_message(CHECK, (str(payment.id), 0), prefix)
-    return address_message(payment.id, prefix)
+    return creation_message(payment.id, payment.method, prefix)
 
 
-def address_message(payment_id: uuid.UUID, prefix: str) -> dramatiq.Message[Any]:
-    return payment_message(CREATE_ADDRESS, (str(payment_id),), prefix)
+def creation_message(payment_id: uuid.UUID, method: str, prefix: str) -> dramatiq.Message[Any]:
+    """The job that takes a ``creating`` request to ``new``: its invoice (lightning) or its address."""
+    return payment_message(CREATE_INVOICE if method == LIGHTNING else CREATE_ADDRESS, (str(payment_id),), prefix)
+
+
+def _check_lightning(spec: PaymentIn) -> None:
+    """What lnd would refuse, or what has no meaning for an invoice, is a 422 before anything is stored."""
+    problems: list[dict[str, Any]] = [
+        {"loc": [name], "msg": f"{name} is for on-chain payments only", "type": "onchain_only"}
+        for name in ONCHAIN_ONLY
+        if name in spec.model_fields_set
+    ]
+    if spec.memo is not None and len(spec.memo.encode()) > MAX_MEMO_BYTES:
+        problems.append(
+            {"loc": ["memo"], "msg": f"at most {MAX_MEMO_BYTES} bytes (UTF-8) in an invoice", "type": "too_long"}
+        )
+    if spec.amount_sat > MAX_INVOICE_SAT:
+        problems.append({"loc": ["amount_sat"], "msg": f"lnd takes at most {MAX_INVOICE_SAT} sat", "type": "too_large"})
+    if problems:
+        raise ValidationFailed("invalid lightning payment request: " + problems[0]["msg"], details=problems)
 
 
 def _request_hash(spec: PaymentIn) -> str:

@@ -1,9 +1,10 @@
 """Committed work whose first message never reached the broker is sent again.
 
 Jobs keep ``enqueued = 0`` until the broker has their message; payment requests stay ``creating``
-until their address job has run. A web process that died between commit and enqueue leaves such
-rows behind; every web process sweeps them (``recover_forever``). Sending twice is harmless: workers
-claim jobs with a conditional update, and the address job is a compare-and-set.
+until their address (or invoice) job has run. A web process that died between commit and enqueue
+leaves such rows behind; every web process sweeps them (``recover_forever``). Sending twice is
+harmless: workers claim jobs with a conditional update, the address and invoice jobs are
+compare-and-sets (and the invoice job asks lnd for one invoice whatever the number of attempts).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from satworks.db import payment_resends as resends
 from satworks.db.engine import db_errors
 from satworks.errors import DependencyUnavailable
 from satworks.intake.batcher import job_item
-from satworks.intake.payments import address_message
+from satworks.intake.payments import creation_message
 from satworks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ async def requeue_stranded_payments(
     max_gap_s: float,
     limit: int = 500,
 ) -> int:
-    """Re-send the address job of requests stuck in ``creating``; returns how many.
+    """Re-send the address (or invoice) job of requests stuck in ``creating``; returns how many.
 
     Throttled per request (``db.payment_resends``): the gap between re-sends doubles from
     ``older_than_s`` up to ``max_gap_s``, so a long node outage does not pile up address jobs."""
@@ -66,7 +67,7 @@ async def requeue_stranded_payments(
         async with engine.begin() as conn:
             ids = await resends.stranded_creating(conn, cutoff, limit, min_gap_s=older_than_s, max_gap_s=max_gap_s)
             if ids:  # sent before the stamps commit: a refused send leaves them due
-                await client.enqueue([(address_message(payment_id, queue_prefix), None) for payment_id in ids])
+                await client.enqueue([(creation_message(pid, method, queue_prefix), None) for pid, method in ids])
     if ids:
         log.warning("requeued stranded payments", extra={"action": "stranded_payments", "count": len(ids)})
     return len(ids)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
+from satworks.jobs.lightning_sweep import LIGHTNING_SWEEP
 from satworks.jobs.notify_sweep import NOTIFY_SWEEP
 from satworks.jobs.platform import PLATFORM_JOB_TYPES
 
-JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, NOTIFY_SWEEP, *PLATFORM_JOB_TYPES)}
+JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, LIGHTNING_SWEEP, NOTIFY_SWEEP, *PLATFORM_JOB_TYPES)}
 """App job types, and platform ones (``internal``: submitted by satworks itself, see ``jobs/platform.py``)."""
 
 

@@ -17,7 +17,10 @@ MAX_METADATA_BYTES = 4096
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["onchain"] = Field(description="Only `onchain` so far.")
+    method: Literal["onchain", "lightning"] = Field(
+        description="`onchain` (a fresh address) or `lightning` (a BOLT11 invoice from lnd). `confirmations`,"
+        " `address`, `payment_tolerance` and `monitoring_s` are on-chain only: refused for `lightning`."
+    )
     amount_sat: StrictInt = Field(gt=0, le=MAX_SAT, description="Integer satoshis.")
     memo: str | None = Field(None, max_length=500)
     expires_in: StrictInt = Field(3600, ge=1, le=30 * 24 * 3600, description="Seconds until expiry.")

@@ -41,6 +41,8 @@ TASKS: dict[str, ScheduledTask] = {
         ScheduledTask("daily_reports", job_type="platform.daily_reports"),
         # The notifications' guarantee: undispatched events, stalled deliveries and emails (jobs/outbox.py).
         ScheduledTask("notify_sweep", job_type="notify.sweep"),
+        # Lightning: every open invoice re-read, so nothing waits for a dead stream or a broken check chain.
+        ScheduledTask("lightning_sweep", job_type="lightning_sweep"),
     )
 }
 

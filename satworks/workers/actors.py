@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from satworks.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
-from satworks.jobs.payments import PAYMENT_ACTORS, PaymentResources
+from satworks.jobs.lightning import LightningResources
+from satworks.jobs.payments import PAYMENT_ACTORS, InternalActor, PaymentResources
 from satworks.jobs.resources import WorkerResources
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
@@ -59,9 +60,13 @@ def _runner(
     return run
 
 
-def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources) -> None:
+def declare_internal_actors(
+    broker: dramatiq.Broker,
+    resources: PaymentResources | LightningResources,
+    actors: Sequence[InternalActor] = PAYMENT_ACTORS,
+) -> None:
     """Payment actors run on the ``critical`` queue with retries for a node that cannot be asked."""
-    for internal in PAYMENT_ACTORS:
+    for internal in actors:
         dramatiq.actor(  # type: ignore[call-overload]
             _discarding(internal.run, resources, internal.name),
             actor_name=internal.name,
@@ -75,7 +80,9 @@ def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources
         )
 
 
-def _discarding(run: Callable[..., Any], resources: PaymentResources, name: str) -> Callable[..., None]:
+def _discarding(
+    run: Callable[..., Any], resources: PaymentResources | LightningResources, name: str
+) -> Callable[..., None]:
     """The actor body: results (e.g. a sweep's counts) are for callers in-process, not for the broker."""
 
     def actor(*args: Any) -> None:

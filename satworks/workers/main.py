@@ -15,9 +15,11 @@ from satworks.broker.client import payment_sender
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.lightning import LIGHTNING_ACTORS, LightningResources, LndConnection
 from satworks.jobs.payments import PaymentResources
 from satworks.jobs.resources import WorkerResources
 from satworks.metrics.jobs import JobMetrics
+from satworks.metrics.lightning import LightningMetrics
 from satworks.metrics.notify import NotifyMetrics
 from satworks.metrics.platform import PlatformMetrics
 from satworks.settings import Settings
@@ -56,6 +58,10 @@ def build(settings: Settings) -> dramatiq.Broker:
     declare_actors(broker, JOB_TYPES, tracking, settings, resources)
     declare_internal_actors(broker, payments)
     notify.declare_actors(broker, notifications)
+    lightning = LightningResources(
+        settings, payments_engine, LndConnection(settings), enqueue, LightningMetrics.create(REGISTRY)
+    )
+    declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
     return broker
 
 

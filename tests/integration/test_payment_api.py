@@ -58,7 +58,7 @@ async def test_payment_request_is_accepted_as_creating_until_the_node_gives_an_a
         ({"amount_sat": 1.5}, "amount_sat"),
         ({"amount_sat": "1000"}, "amount_sat"),
         ({"amount_sat": 2_100_000_000_000_001}, "amount_sat"),
-        ({"amount_sat": 1_000, "method": "lightning"}, "method"),
+        ({"amount_sat": 1_000, "method": "lnurl"}, "method"),
         ({"amount_sat": 1_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, "regtest"),
         ({"amount_sat": 1_000, "address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081"}, "regtest"),
         ({"amount_sat": 1_000, "confirmations": -1}, "confirmations"),
