@@ -11,6 +11,7 @@ from typing import Any
 
 from satworks.signatures import HEADER
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
+from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.test_cli import satworks
 from tests.support import ROOT, eventually, scalar
 
@@ -161,7 +162,9 @@ async def test_deliveries_are_listed_newest_first_by_status_with_a_cursor(notify
     await notify.register("/listed", ["job.succeeded"])
     for _ in range(3):
         await notify.job()
-    await notify.hits("/listed", 3)
+    hits = await notify.hits("/listed", 3)
+    arrived = [int(json.loads(h.body)["id"].removeprefix("evt_")) for h in hits]
+    assert arrived == sorted(arrived), "one endpoint receives events in creation order"
     await eventually(lambda: _count(notify, "delivered", 3), what="three delivered")
 
     first = await notify.get("/v1/webhook-deliveries", status="delivered", limit=2)
@@ -275,3 +278,18 @@ async def test_an_app_never_sees_or_touches_another_apps_endpoints_deliveries_or
     for path in ("/v1/webhook-endpoints", "/v1/webhook-deliveries", "/v1/emails"):
         assert (await (await client.get(path, headers=other)).json())["items"] == []
     assert len(notify.receiver.at("/mine")) == 1
+
+
+async def test_failed_and_dead_jobs_are_announced_with_their_error(notify: NotifyStack) -> None:
+    await notify.register("/outcomes", ["job.failed", "job.dead"])
+    failed_id = await notify.job(fail="permanent")
+    succeeded_id = await notify.job()  # not subscribed: no event at all
+
+    [hit] = await notify.hits("/outcomes", 1)
+    event = json.loads(hit.body)
+    assert event["type"] == "job.failed" and event["data"]["job_id"] == failed_id
+    assert event["data"]["error"]["type"] == "ChaosFailure" and "permanent" in event["data"]["error"]["message"]
+    await notify.delivery_when(lambda d: d["status"] == "delivered")
+    await wait_for_status(notify.client, notify.auth, succeeded_id, "succeeded")
+    assert scalar(notify.settings, "SELECT count(*) FROM app_events WHERE subject_id = %s", succeeded_id) == 0
+    assert len(notify.receiver.at("/outcomes")) == 1
