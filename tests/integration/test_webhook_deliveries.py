@@ -10,8 +10,8 @@ import uuid
 from typing import Any
 
 from satworks.signatures import HEADER
-from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.jobs_helpers import wait_for_status
+from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
 from tests.support import ROOT, eventually, scalar
 
