@@ -9,11 +9,13 @@ import re
 import uuid
 from typing import Any
 
+import psycopg
+
 from satworks.signatures import HEADER
 from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
-from tests.support import ROOT, eventually, scalar
+from tests.support import ROOT, db_dsn, eventually, scalar
 
 
 def _doc_verify() -> Any:
@@ -293,3 +295,32 @@ async def test_failed_and_dead_jobs_are_announced_with_their_error(notify: Notif
     await wait_for_status(notify.client, notify.auth, succeeded_id, "succeeded")
     assert scalar(notify.settings, "SELECT count(*) FROM app_events WHERE subject_id = %s", succeeded_id) == 0
     assert len(notify.receiver.at("/outcomes")) == 1
+
+
+async def test_the_sweep_sends_a_delivery_whose_message_was_lost(notify: NotifyStack) -> None:
+    # job.dead only: the sweep job's own job.succeeded must not wake this endpoint's pump up.
+    endpoint = await notify.register("/stranded", ["job.dead"])
+    # A fanned-out event whose pump message never reached the broker (the dispatcher died after its commit).
+    with psycopg.connect(db_dsn(notify.settings)) as conn:
+        event_id = conn.execute(
+            "INSERT INTO app_events (app_id, type, subject_id, data, delivered_at) SELECT app_id, 'job.dead',"
+            " gen_random_uuid(), '{\"stranded\": true}'::jsonb, now() FROM webhook_endpoints WHERE id = %s"
+            " RETURNING id",
+            (endpoint["id"],),
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO webhook_deliveries (id, app_id, endpoint_id, event_id, event_type, status, created_at)"
+            " SELECT gen_random_uuid(), app_id, id, %s, 'job.dead', 'pending', now() - interval '2 minutes'"
+            " FROM webhook_endpoints WHERE id = %s",
+            (event_id, endpoint["id"]),
+        )
+    response = await notify.client.post("/v1/jobs", json={"type": "notify.sweep", "payload": {}}, headers=notify.auth)
+    assert response.status == 202, await response.text()
+
+    async def stranded_arrived() -> dict[str, Any] | None:
+        events = [json.loads(h.body) for h in notify.receiver.at("/stranded")]
+        return next((e for e in events if e["id"] == f"evt_{event_id}"), None)
+
+    event = await eventually(stranded_arrived, what="the stranded event")
+    assert event["data"] == {"stranded": True}
+    await notify.delivery_when(lambda d: d["event"]["id"] == f"evt_{event_id}" and d["status"] == "delivered")
