@@ -10,8 +10,10 @@ import uuid
 from typing import Any
 
 import psycopg
+from pydantic import SecretStr
 
 from satworks.signatures import HEADER
+from satworks.webhooks.secrets import SecretBox, new_key
 from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
@@ -324,3 +326,20 @@ async def test_the_sweep_sends_a_delivery_whose_message_was_lost(notify: NotifyS
     event = await eventually(stranded_arrived, what="the stranded event")
     assert event["data"] == {"stranded": True}
     await notify.delivery_when(lambda d: d["event"]["id"] == f"evt_{event_id}" and d["status"] == "delivered")
+
+
+def test_rekey_reencrypts_every_secret_under_the_new_key(notify_env: NotifyEnv) -> None:
+    settings = notify_env.settings
+    name = f"rekey-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name, "--quiet").returncode == 0
+    added = satworks(settings, "webhooks", "add", "--app", name, "--url", "http://127.0.0.1:9/k", "--events", "*")
+    endpoint_id, secret = added.stdout.split()[1], added.stdout.strip().splitlines()[-1]
+
+    fresh = SecretStr(new_key())
+    assert settings.webhook_secret_key is not None
+    old_keys = [settings.webhook_secret_key]
+    moved = settings.model_copy(update={"webhook_secret_key": fresh, "webhook_secret_old_keys": old_keys})
+    rekeyed = satworks(moved, "webhooks", "rekey")
+    assert rekeyed.returncode == 0 and "endpoints re-encrypted" in rekeyed.stdout, rekeyed.stderr
+    sealed = scalar(settings, "SELECT secret_enc FROM webhook_endpoints WHERE id = %s", endpoint_id)
+    assert SecretBox([fresh.get_secret_value()]).open(sealed) == secret
