@@ -9,10 +9,15 @@ import re
 import uuid
 from typing import Any
 
+import psycopg
+from pydantic import SecretStr
+
 from satworks.signatures import HEADER
+from satworks.webhooks.secrets import SecretBox, new_key
+from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
-from tests.support import ROOT, eventually, scalar
+from tests.support import ROOT, db_dsn, eventually, scalar
 
 
 def _doc_verify() -> Any:
@@ -161,7 +166,9 @@ async def test_deliveries_are_listed_newest_first_by_status_with_a_cursor(notify
     await notify.register("/listed", ["job.succeeded"])
     for _ in range(3):
         await notify.job()
-    await notify.hits("/listed", 3)
+    hits = await notify.hits("/listed", 3)
+    arrived = [int(json.loads(h.body)["id"].removeprefix("evt_")) for h in hits]
+    assert arrived == sorted(arrived), "one endpoint receives events in creation order"
     await eventually(lambda: _count(notify, "delivered", 3), what="three delivered")
 
     first = await notify.get("/v1/webhook-deliveries", status="delivered", limit=2)
@@ -275,3 +282,64 @@ async def test_an_app_never_sees_or_touches_another_apps_endpoints_deliveries_or
     for path in ("/v1/webhook-endpoints", "/v1/webhook-deliveries", "/v1/emails"):
         assert (await (await client.get(path, headers=other)).json())["items"] == []
     assert len(notify.receiver.at("/mine")) == 1
+
+
+async def test_failed_and_dead_jobs_are_announced_with_their_error(notify: NotifyStack) -> None:
+    await notify.register("/outcomes", ["job.failed", "job.dead"])
+    failed_id = await notify.job(fail="permanent")
+    succeeded_id = await notify.job()  # not subscribed: no event at all
+
+    [hit] = await notify.hits("/outcomes", 1)
+    event = json.loads(hit.body)
+    assert event["type"] == "job.failed" and event["data"]["job_id"] == failed_id
+    assert event["data"]["error"]["type"] == "ChaosFailure" and "permanent" in event["data"]["error"]["message"]
+    await notify.delivery_when(lambda d: d["status"] == "delivered")
+    await wait_for_status(notify.client, notify.auth, succeeded_id, "succeeded")
+    assert scalar(notify.settings, "SELECT count(*) FROM app_events WHERE subject_id = %s", succeeded_id) == 0
+    assert len(notify.receiver.at("/outcomes")) == 1
+
+
+async def test_the_sweep_sends_a_delivery_whose_message_was_lost(notify: NotifyStack) -> None:
+    # job.dead only: the sweep job's own job.succeeded must not wake this endpoint's pump up.
+    endpoint = await notify.register("/stranded", ["job.dead"])
+    # A fanned-out event whose pump message never reached the broker (the dispatcher died after its commit).
+    with psycopg.connect(db_dsn(notify.settings)) as conn:
+        event_id = conn.execute(
+            "INSERT INTO app_events (app_id, type, subject_id, data, delivered_at) SELECT app_id, 'job.dead',"
+            " gen_random_uuid(), '{\"stranded\": true}'::jsonb, now() FROM webhook_endpoints WHERE id = %s"
+            " RETURNING id",
+            (endpoint["id"],),
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO webhook_deliveries (id, app_id, endpoint_id, event_id, event_type, status, created_at)"
+            " SELECT gen_random_uuid(), app_id, id, %s, 'job.dead', 'pending', now() - interval '2 minutes'"
+            " FROM webhook_endpoints WHERE id = %s",
+            (event_id, endpoint["id"]),
+        )
+    response = await notify.client.post("/v1/jobs", json={"type": "notify.sweep", "payload": {}}, headers=notify.auth)
+    assert response.status == 202, await response.text()
+
+    async def stranded_arrived() -> dict[str, Any] | None:
+        events = [json.loads(h.body) for h in notify.receiver.at("/stranded")]
+        return next((e for e in events if e["id"] == f"evt_{event_id}"), None)
+
+    event = await eventually(stranded_arrived, what="the stranded event")
+    assert event["data"] == {"stranded": True}
+    await notify.delivery_when(lambda d: d["event"]["id"] == f"evt_{event_id}" and d["status"] == "delivered")
+
+
+def test_rekey_reencrypts_every_secret_under_the_new_key(notify_env: NotifyEnv) -> None:
+    settings = notify_env.settings
+    name = f"rekey-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name, "--quiet").returncode == 0
+    added = satworks(settings, "webhooks", "add", "--app", name, "--url", "http://127.0.0.1:9/k", "--events", "*")
+    endpoint_id, secret = added.stdout.split()[1], added.stdout.strip().splitlines()[-1]
+
+    fresh = SecretStr(new_key())
+    assert settings.webhook_secret_key is not None
+    old_keys = [settings.webhook_secret_key]
+    moved = settings.model_copy(update={"webhook_secret_key": fresh, "webhook_secret_old_keys": old_keys})
+    rekeyed = satworks(moved, "webhooks", "rekey")
+    assert rekeyed.returncode == 0 and "endpoints re-encrypted" in rekeyed.stdout, rekeyed.stderr
+    sealed = scalar(settings, "SELECT secret_enc FROM webhook_endpoints WHERE id = %s", endpoint_id)
+    assert SecretBox([fresh.get_secret_value()]).open(sealed) == secret
