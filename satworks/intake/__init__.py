@@ -5,6 +5,7 @@
 - ``payments.PaymentIntake.create(app_id, PaymentIn, idempotency_key) -> (PaymentRecord, replayed)``,
   and the wake-ups nodes and watchers send (``recheck_tx``, ``sweep``, ``watcher_event``).
 - ``idempotency``: the ``Idempotency-Key`` rule, the same for every endpoint.
+- ``requeue.DeadLetterRequeue``: a dead or failed job gets a new run (same id, attempts kept, audited).
 - ``recovery``: committed work whose first message never reached the broker is sent again.
 - ``resources.open_intake(settings)``: all of it, opened from settings and closed again.
 

@@ -20,6 +20,7 @@ from satworks.db.jobs import NewJob
 from satworks.intake.batcher import IntakeBatcher
 from satworks.intake.jobs import JobIntake
 from satworks.intake.payments import PaymentIntake
+from satworks.intake.requeue import DeadLetterRequeue
 from satworks.settings import Settings
 
 
@@ -29,6 +30,7 @@ class Intake:
     client: BrokerClient
     jobs: JobIntake
     payments: PaymentIntake
+    dead_letters: DeadLetterRequeue
 
 
 @asynccontextmanager
@@ -57,7 +59,8 @@ async def open_intake(
     payments = PaymentIntake(engine, client, queue_prefix=settings.queue_prefix, network=settings.bitcoin_network)
     batcher.start()
     try:
-        yield Intake(engine, client, JobIntake(batcher, queue_prefix=settings.queue_prefix), payments)
+        requeue = DeadLetterRequeue(engine, client, default_max_age_ms=settings.default_max_age_ms)
+        yield Intake(engine, client, JobIntake(batcher, queue_prefix=settings.queue_prefix), payments, requeue)
     finally:
         await batcher.stop()
         await client.aclose()

@@ -18,6 +18,8 @@ class HttpMetrics:
     enqueued: Counter
     queue_messages: Gauge
     payment_requests: Gauge
+    dead_letter_jobs: Gauge
+    failed_jobs: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -42,6 +44,18 @@ class HttpMetrics:
                 "satworks_payment_requests",
                 "Payment requests by status, read at scrape time.",
                 ("status",),
+                registry=registry,
+            ),
+            dead_letter_jobs=Gauge(
+                "satworks_dead_letter_jobs",
+                "Jobs dead now (retries exhausted, crash loop, age limit), read from Postgres at scrape time.",
+                ("queue",),
+                registry=registry,
+            ),
+            failed_jobs=Gauge(
+                "satworks_failed_jobs",
+                "Jobs failed now by a permanent error, read from Postgres at scrape time.",
+                ("queue",),
                 registry=registry,
             ),
             queue_messages=Gauge(
