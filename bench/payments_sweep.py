@@ -20,7 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from bitcoinrpc.authproxy import AuthServiceProxy
+from psycopg import sql
 from sqlalchemy import insert, select
 
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
