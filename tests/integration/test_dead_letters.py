@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import get_job, post_job, wait_for_status
 from tests.integration.ops_helpers import NamedApp, new_app
@@ -161,3 +162,22 @@ async def test_bad_bulk_requeues_are_422_and_move_nothing(
 ) -> None:
     status, document = await bulk(client, admin, **body)
     assert (status, document["error"]["code"]) == (422, "validation_failed")
+
+
+async def test_a_requeue_the_broker_refuses_is_503_and_leaves_the_job_dead_and_unaudited(
+    client: TestClient[Any, Any], aiohttp_client: Any, settings: Settings, app: NamedApp, admin: NamedApp
+) -> None:
+    job = await post_job(client, app.auth, **DIES_ONCE)
+    await wait_for_status(client, app.auth, job["id"], "dead")
+    down = await aiohttp_client(create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})))
+
+    one = await down.post(f"/v1/dead-letters/{job['id']}/requeue", headers=admin.auth)
+    many = await down.post("/v1/dead-letters/requeue", json={"app": app.name, "dry_run": False}, headers=admin.auth)
+    assert (one.status, many.status) == (503, 503)
+    assert (await get_job(client, app.auth, job["id"]))["status"] == "dead"
+    audit = await client.get("/v1/audit", params={"kind": "job_requeued", "app": app.name}, headers=admin.auth)
+    assert (await audit.json())["items"] == []
+
+    response = await client.post(f"/v1/dead-letters/{job['id']}/requeue", headers=admin.auth)  # the broker is back
+    assert response.status == 202
+    await wait_for_status(client, app.auth, job["id"], "succeeded")
