@@ -7,6 +7,7 @@ leaves the jobs dead. The new message carries the job type's retries and age lim
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,7 @@ from satworks.db.dead_letters import DeadLetterFilter
 from satworks.db.jobs import JobRecord
 from satworks.intake.batcher import job_item
 
+log = logging.getLogger(__name__)
 BULK_MAX = 1000
 """The most jobs one bulk requeue moves (call again for the rest)."""
 
@@ -46,4 +48,6 @@ class DeadLetterRequeue:
             self._engine, which, job_id=job_id, limit=limit, actor=actor, client_address=client_address
         ) as moved:
             await self._client.enqueue([job_item(job, None, self._default_max_age_ms) for job in moved])
+        extra = {"action": "dead_letters_requeued", "count": len(moved), "by": actor}
+        log.info("dead letters requeued", extra={**extra, **({"job_id": str(job_id)} if job_id else {})})
         return moved
