@@ -113,19 +113,15 @@ async def requeued(
     conds = which.conditions()
     if job_id is not None:
         conds.append(jobs.c.id == job_id)
-    picked = (
-        select(jobs.c.id, jobs.c.status.label("old_status"))
-        .where(*conds)
-        .order_by(jobs.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=job_id is None)
-        .cte("picked")
-    )
+    picked = select(jobs.c.id, jobs.c.status.label("old_status")).where(*conds)
+    if job_id is None:  # one job is found by its key; ordering it would walk the dead-letter index
+        picked = picked.order_by(jobs.c.seq).limit(limit)
+    picked_cte = picked.with_for_update(skip_locked=job_id is None).cte("picked")
     move = (
         update(jobs)
-        .where(jobs.c.id == picked.c.id)
+        .where(jobs.c.id == picked_cte.c.id)
         .values(status=JobStatus.QUEUED.value, crashes=0, finished_at=None, next_retry_at=None, enqueued=1)
-        .returning(*_RECORD_COLUMNS, picked.c.old_status)
+        .returning(*_RECORD_COLUMNS, picked_cte.c.old_status)
     )
     with db_errors():
         async with engine.begin() as conn:
