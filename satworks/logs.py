@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
+_PAYLOAD_LOGGERS = ("aiohttp.access", "BitcoinRPC")
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -38,4 +39,7 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Loggers that write request lines or RPC payloads (token query strings, payment addresses)
+    # stay above DEBUG whatever the level: tests/acceptance/test_no_secrets_in_logs.py.
+    for name in _PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from satworks.audit import AuditKind
+from satworks.db import audit
 from satworks.db.engine import db_errors
 from satworks.db.schema import apps
 from satworks.errors import Conflict, NotFound
@@ -95,10 +97,11 @@ def create(
     """Insert an app and return its API key, which is shown once and never stored."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
     scopes = ["jobs", "admin"] if admin else ["jobs"]
+    app_id = uuid.uuid4()
     try:
         conn.execute(
             insert(apps).values(
-                id=uuid.uuid4(),
+                id=app_id,
                 name=name,
                 key_id=key_id,
                 key_hash=hash_secret(secret),
@@ -109,15 +112,21 @@ def create(
         )
     except IntegrityError as exc:
         raise Conflict(f"an app named {name!r} already exists") from exc
+    details = {"name": name, "scopes": scopes, "rate_limit_per_minute": rate_limit_per_minute}
+    audit.record(conn, AuditKind.KEY_CREATED, actor=audit.CLI, app_id=app_id, data=details)
     return f"sw_{key_id}_{secret}"
 
 
 def revoke(conn: Connection, name: str) -> None:
-    done = conn.execute(
-        update(apps).where(apps.c.name == name, apps.c.revoked_at.is_(None)).values(revoked_at=func.now())
-    )
-    if done.rowcount == 0:
+    app_id = conn.execute(
+        update(apps)
+        .where(apps.c.name == name, apps.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(apps.c.id)
+    ).scalar()
+    if app_id is None:
         raise NotFound(f"no active app named {name!r}")
+    audit.record(conn, AuditKind.KEY_REVOKED, actor=audit.CLI, app_id=app_id, data={"name": name})
 
 
 def set_daily_report(conn: Connection, name: str, enabled: bool) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from satworks.audit import AuditKind
+from satworks.db import audit
 from satworks.db.schema import app_events, chain_cursors, payment_audit, payment_requests, payment_txs
 from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate
 from satworks.payments.status import (
@@ -341,6 +343,17 @@ def _audit(
             received_sat=received_sat,
             reason=reason,
         )
+    )
+    owner = select(payment_requests.c.app_id).where(payment_requests.c.id == payment_id).scalar_subquery()
+    change = {
+        "from": str(from_status),
+        "to": str(to_status),
+        "exception_status": str(exception) if exception else None,
+        "received_sat": received_sat,
+        "reason": reason,
+    }
+    audit.record(
+        conn, AuditKind.PAYMENT_STATUS_CHANGED, actor=audit.SYSTEM, app_id=owner, subject_id=payment_id, data=change
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from satworks.audit import AuditKind
 from satworks.jobs.status import JobStatus
 from satworks.payments.status import ExceptionStatus, PaymentStatus, TxState
 
@@ -204,3 +206,17 @@ Index(
 Index("payment_audit_created", payment_audit.c.created_at)
 Index("app_events_created", app_events.c.created_at)
 Index("webhook_receipts_received", webhook_receipts.c.received_at)
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("app_id", UUID(as_uuid=True), ForeignKey("apps.id")),
+    Column("actor", String(64), nullable=False),
+    Column("subject_id", UUID(as_uuid=True)),
+    Column("client_address", String(64)),
+    Column("data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint(one_of("kind", AuditKind), name="audit_events_kind_valid"),
+)
+"""Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE): ``satworks.db.audit``."""

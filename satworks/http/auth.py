@@ -4,7 +4,8 @@ Resolved keys are cached in-process for ``auth_cache_ttl_s`` (default 5 s): a re
 working within that time. When an entry expires under load, one read refreshes it for every request
 that needs it meanwhile (not one read each: a burst of reads every TTL would set the p99). Failed
 attempts are counted per client address in Redis; past the limit the address is refused with 429
-until the window ends.
+until the window ends. Each failure is an ``auth_failed`` audit row with the client address and nothing
+of what was presented.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db import apps as apps_db
+from satworks.db import audit as audit_db
 from satworks.db.apps import AppKey
 from satworks.errors import Forbidden, RateLimited, Unauthorized
 from satworks.http.ratelimit import WINDOW_S, WindowLimiter
@@ -54,9 +56,12 @@ class Authenticator:
     async def authenticate(self, request: web.Request, scope: str) -> AppKey:
         if self._blocked and self._blocked.get(self.client_address(request), 0) > time.monotonic():
             raise RateLimited("too many failed authentication attempts", retry_after_s=WINDOW_S)
-        key = await self._resolve(request.headers.get("Authorization", ""))
+        header = request.headers.get("Authorization", "")
+        key = await self._resolve(header)
         if key is None:
-            await self._failed(self.client_address(request))
+            client = self.client_address(request)
+            await audit_db.record_failed_auth(self._engine, client, "missing key" if not header else "invalid key")
+            await self._failed(client)
             raise Unauthorized("missing or invalid API key")
         if scope not in key.scopes:
             raise Forbidden(f"this key lacks the {scope!r} scope")

@@ -7,8 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from satworks.audit import AuditKind
+from satworks.db.audit import AuditEntry
+from satworks.db.dead_letters import DeadLetter
 from satworks.db.jobs import JobRecord
 from satworks.db.payments import PaymentRecord
 from satworks.db.reports import ReportRecord
@@ -248,3 +251,116 @@ class ReportOut(BaseModel):
             size_bytes=report.size_bytes,
             download=f"/v1/reports/{report.id}/download" if report.filename else None,
         )
+
+
+# --- operators: dead letters and the audit trail (admin) -------------------------------------------------
+
+Queue = Literal["critical", "default", "bulk"]
+DeadStatus = Literal["dead", "failed"]
+
+
+class DeadLetterQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: Queue | None = None
+    type: str | None = Field(None, max_length=64)
+    app: str | None = Field(None, max_length=64, description="An app's name.")
+    status: DeadStatus | None = Field(None, description="`dead` or `failed`; both when absent.")
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=64)
+
+
+class DeadLetterOut(BaseModel):
+    id: uuid.UUID
+    app: str
+    type: str
+    queue: str
+    status: JobStatus
+    attempts: int
+    max_retries: int
+    error: ErrorInfo | None = Field(description="The last run's error.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, letter: DeadLetter, *, queue_prefix: str) -> DeadLetterOut:
+        job = letter.job
+        error = ErrorInfo(type=job.error_type, message=job.error_message or "") if job.error_type else None
+        return cls(
+            id=job.id,
+            app=letter.app,
+            type=job.type,
+            queue=job.queue.removeprefix(queue_prefix),
+            status=job.status,
+            attempts=job.attempts,
+            max_retries=job.max_retries,
+            error=error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class DeadLetterList(BaseModel):
+    items: list[DeadLetterOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end.")
+
+
+class RequeueMatchingIn(BaseModel):
+    """A bulk requeue: every filter is optional; ``dry_run`` (the default) only counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: Queue | None = None
+    type: str | None = Field(None, max_length=64)
+    app: str | None = Field(None, max_length=64)
+    status: DeadStatus | None = None
+    dry_run: bool = True
+    limit: int = Field(100, ge=1, le=1000, description="At most this many jobs are requeued per call.")
+
+
+class RequeueMatchingOut(BaseModel):
+    dry_run: bool
+    matched: int = Field(description="Dead letters matching the filter before this call.")
+    requeued: int
+    job_ids: list[uuid.UUID]
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(None, description="RFC 3339 with an offset, e.g. 2026-01-01T00:00:00Z.")
+    kind: AuditKind | None = None
+    app: str | None = Field(None, max_length=64, description="An app's name.")
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=64)
+
+
+class AuditOut(BaseModel):
+    id: int
+    kind: AuditKind
+    app: str | None
+    actor: str
+    subject_id: uuid.UUID | None
+    client_address: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_entry(cls, entry: AuditEntry) -> AuditOut:
+        return cls(
+            id=entry.id,
+            kind=entry.kind,
+            app=entry.app,
+            actor=entry.actor,
+            subject_id=entry.subject_id,
+            client_address=entry.client_address,
+            data=entry.data,
+            created_at=entry.created_at,
+        )
+
+
+class AuditList(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end.")

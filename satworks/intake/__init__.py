@@ -8,6 +8,7 @@
   record and enqueue one outbox email.
 - ``webhooks.WebhookIntake``: register, rotate and delete webhook endpoints; redeliver a delivery.
 - ``idempotency``: the ``Idempotency-Key`` rule, the same for every endpoint.
+- ``requeue.DeadLetterRequeue``: a dead or failed job gets a new run (same id, attempts kept, audited).
 - ``recovery``: committed work whose first message never reached the broker is sent again.
 - ``resources.open_intake(settings)``: all of it, opened from settings and closed again.
 

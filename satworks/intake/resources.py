@@ -22,6 +22,7 @@ from satworks.intake.batcher import IntakeBatcher
 from satworks.intake.emails import EmailIntake
 from satworks.intake.jobs import JobIntake
 from satworks.intake.payments import PaymentIntake
+from satworks.intake.requeue import DeadLetterRequeue
 from satworks.intake.webhooks import WebhookIntake
 from satworks.settings import Settings
 
@@ -34,6 +35,7 @@ class Intake:
     payments: PaymentIntake
     emails: EmailIntake
     webhooks: WebhookIntake
+    dead_letters: DeadLetterRequeue
 
 
 @asynccontextmanager
@@ -65,7 +67,8 @@ async def open_intake(
     batcher.start()
     try:
         jobs = JobIntake(batcher, queue_prefix=settings.queue_prefix)
-        yield Intake(engine, client, jobs, payments, emails, webhooks)
+        requeue = DeadLetterRequeue(engine, client, default_max_age_ms=settings.default_max_age_ms)
+        yield Intake(engine, client, jobs, payments, emails, webhooks, requeue)
     finally:
         await batcher.stop()
         await client.aclose()

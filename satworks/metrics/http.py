@@ -21,6 +21,8 @@ class HttpMetrics:
     queue_messages: Gauge
     payment_requests: Gauge
     processes: Gauge
+    dead_letter_jobs: Gauge
+    failed_jobs: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -45,6 +47,20 @@ class HttpMetrics:
                 "satworks_payment_requests",
                 "Payment requests by status, read at scrape time.",
                 ("status",),
+                registry=registry,
+                multiprocess_mode="mostrecent",
+            ),
+            dead_letter_jobs=Gauge(
+                "satworks_dead_letter_jobs",
+                "Jobs dead now (retries exhausted, crash loop, age limit), read from Postgres at scrape time.",
+                ("queue",),
+                registry=registry,
+                multiprocess_mode="mostrecent",
+            ),
+            failed_jobs=Gauge(
+                "satworks_failed_jobs",
+                "Jobs failed now by a permanent error, read from Postgres at scrape time.",
+                ("queue",),
                 registry=registry,
                 multiprocess_mode="mostrecent",
             ),

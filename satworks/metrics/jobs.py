@@ -18,6 +18,7 @@ class JobMetrics:
     failed: Counter
     retried: Counter
     dead: Counter
+    errors: Counter
     duration: Histogram
 
     @classmethod
@@ -31,6 +32,12 @@ class JobMetrics:
             failed=counter("failed", "Jobs failed for good by a permanent error."),
             retried=counter("retried", "Job runs that failed and were scheduled for a retry."),
             dead=counter("dead", "Jobs dead-lettered: retries exhausted, crash loop or age limit."),
+            errors=Counter(
+                "satworks_job_errors",
+                "Job runs that raised, by error code (satworks/errors.py; `unexpected` for anything else).",
+                (*LABELS, "code"),
+                registry=registry,
+            ),
             duration=Histogram(
                 "satworks_job_duration_seconds",
                 "Wall time of one job run.",

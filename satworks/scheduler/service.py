@@ -195,6 +195,8 @@ def run(settings: Settings) -> int:
     registry = CollectorRegistry()
     metrics = SchedulerMetrics.create(registry)
     metrics.is_leader.set(0)
+    for task in TASKS:  # exported at 0 from the start, so rate() sees the first failure
+        metrics.submit_failures.labels(task)
     start_http_server(settings.scheduler_metrics_port, settings.scheduler_metrics_host, registry)
     engine = scheduler_engine(settings, instance)
     stop = threading.Event()

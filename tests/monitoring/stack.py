@@ -1,4 +1,5 @@
-"""A running stack to scrape: ``satworks web`` and a worker pool as processes, the regtest node simulator.
+"""A running stack to scrape: ``satworks web``, a worker pool and ``satworks scheduler`` as processes, the
+regtest node simulator.
 
 It runs a fixed set of jobs, one of every outcome, and one payment request, so every series the
 dashboard and the alerts use exists, with values the tests know (``RAN``).
@@ -20,9 +21,10 @@ from sqlalchemy.engine import make_url
 from satworks.db import apps
 from satworks.db.engine import sync_engine
 from satworks.db.migrate import ensure_database, upgrade
-from satworks.devnodes.bitcoind import BitcoindConfig
+from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode
+from tests.scheduler_support import SchedulerProcess
 from tests.support import ROOT, WorkerProcess, free_port, settings_env, wait_until
 
 # (request body, the status it ends in): priority high/normal/low → queue critical/default/bulk.
@@ -61,6 +63,18 @@ class MonitoredStack:
                 "bitcoind_rpc_url": self.node.url,
             }
         )
+        # The scheduler submits canaries under a prefix of their own, run by a pool of their own, so the
+        # exact job counts below stay the stack's; it shares the database (and so the leader lock).
+        self.scheduled = self.settings.model_copy(
+            update={
+                "queue_prefix": f"{base.queue_prefix}mons_",
+                "worker_metrics_port": free_port(),
+                "schedule_canary": "interval:1s",
+            }
+        )
+        self.scheduler = SchedulerProcess(self.scheduled, "monitored", logs)
+        self.scheduler_url = f"http://127.0.0.1:{self.scheduler.port}"
+        self.scheduled_worker = WorkerProcess(self.scheduled, queues="default")
         self.web_url = f"http://127.0.0.1:{self.settings.http_port}"
         self.worker_url = f"http://127.0.0.1:{self.settings.worker_metrics_port}"
         self.web_log = logs / "web.log"
@@ -86,6 +100,8 @@ class MonitoredStack:
                 stderr=log,
             )
         self.worker.start()
+        self.scheduled_worker.start()
+        self.scheduler.start()
         wait_until(self._answers, timeout_s=30, what=f"the intake to answer /health (log: {self.web_log})")
         return self
 
@@ -137,8 +153,23 @@ class MonitoredStack:
 
         return wait_until(scrape, what=f"the worker pool's metrics on {self.worker_url}")
 
+    def scrape_scheduler(self) -> str:
+        """The scheduler's metrics once a scheduled canary has succeeded (its per-task gauges exist then)."""
+
+        def scrape() -> str | None:
+            try:
+                response = httpx.get(f"{self.scheduler_url}/metrics", timeout=5)
+            except httpx.TransportError:
+                return None
+            ok = response.status_code == 200 and "satworks_schedule_last_success_timestamp_seconds{" in response.text
+            return response.text if ok else None
+
+        return wait_until(scrape, timeout_s=60, what=f"a scheduled canary's success on {self.scheduler_url}")
+
     def stop(self) -> None:
         self.http.close()
+        self.scheduler.kill()
+        self.scheduled_worker.kill()
         self.worker.kill()  # a throwaway pool: no need to wait for Dramatiq's graceful shutdown
         if self.web is not None and self.web.poll() is None:
             self.web.terminate()

@@ -36,6 +36,7 @@ def exported(stack: MonitoredStack) -> dict[str, set[str]]:
     return {
         "satworks-web": sample_names(stack.scrape_web()) | {"up"},
         "satworks-workers": sample_names(stack.scrape_worker()) | {"up"},
+        "satworks-scheduler": sample_names(stack.scrape_scheduler()) | {"up"},
     }
 
 

@@ -55,7 +55,10 @@ def test_prometheus_sees_the_counts_of_the_jobs_that_ran_then_alerts_on_a_new_de
     delayed = f'satworks_queue_messages{{job="{WEB}", queue="default", state="delayed"}}'
     assert scalar(prometheus, delayed) == 1  # the scheduled job
     dead_letters = f'satworks_queue_messages{{job="{WEB}", state="dead_letter"}}'
-    assert by_queue(prometheus, dead_letters) == {"critical": 1, "default": 0, "bulk": 1}
+    assert by_queue(prometheus, dead_letters) == {"critical": 1, "default": 0, "bulk": 1}  # dead and failed
+    # Dead and failed jobs apart (from Postgres): the dead-letter alerts read only the dead ones
+    assert by_queue(prometheus, f'satworks_dead_letter_jobs{{job="{WEB}"}}') == {"critical": 1, "default": 0, "bulk": 0}
+    assert by_queue(prometheus, f'satworks_failed_jobs{{job="{WEB}"}}') == {"critical": 0, "default": 0, "bulk": 1}
 
     # Jobs by outcome: the intake counts what it enqueued, the workers what ran and how it ended
     assert by_queue(prometheus, f'satworks_jobs_enqueued_total{{job="{WEB}", type="canary"}}') == ENQUEUED
@@ -83,15 +86,15 @@ def test_prometheus_sees_the_counts_of_the_jobs_that_ran_then_alerts_on_a_new_de
     # Build info from both processes
     assert scalar(prometheus, "count(satworks_build_info)") == 2
 
-    # Alerts on live data: one more dead letter on bulk fires SatworksDeadLetterGrowing at once (no `for:`)
+    # Alerts on live data: a dead job on bulk fires SatworksDeadLetterGrowing at once (no `for:`); the
+    # failed one already there did not
     def bulk_dead_letters() -> float | None:
-        return scalar(prometheus, f'satworks_queue_messages{{job="{WEB}", queue="bulk", state="dead_letter"}}')
+        return scalar(prometheus, f'satworks_dead_letter_jobs{{job="{WEB}", queue="bulk"}}')
 
-    assert bulk_dead_letters() == 1
+    assert bulk_dead_letters() == 0
     assert not prometheus.query('ALERTS{alertname="SatworksDeadLetterGrowing"}')
-    response = stack.http.post(
-        "/v1/jobs", json={"type": "canary", "priority": "low", "payload": {"fail": "permanent"}}, headers=stack.auth
-    )
+    dies = {"type": "canary", "priority": "low", "payload": {"fail": "transient"}, "max_retries": 0}
+    response = stack.http.post("/v1/jobs", json=dies, headers=stack.auth)
     assert response.status_code == 202, response.text
 
     def firing() -> dict[str, str] | None:
@@ -101,7 +104,7 @@ def test_prometheus_sees_the_counts_of_the_jobs_that_ran_then_alerts_on_a_new_de
 
     labels = prometheus.wait(firing, what="SatworksDeadLetterGrowing to fire")
     assert labels == {"alertname": "SatworksDeadLetterGrowing", "queue": "bulk", "severity": "warning"}
-    assert bulk_dead_letters() == 2
+    assert bulk_dead_letters() == 1
 
 
 def test_prometheus_evaluates_every_alert_rule_without_errors(prometheus: PrometheusServer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from satworks.http.route import Route
-from satworks.http.routes import health, jobs, meta, notify, payments, reports, schedules, webhooks
+from satworks.http.routes import audit, dead_letters, health, jobs, meta, notify, payments, reports, schedules, webhooks
 
 
 def all_routes() -> list[Route]:
@@ -16,4 +16,6 @@ def all_routes() -> list[Route]:
         *meta.ROUTES,
         *reports.ROUTES,
         *schedules.ROUTES,
+        *dead_letters.ROUTES,
+        *audit.ROUTES,
     ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from satworks.db import dead_letters as dead_letters_db
 from satworks.db import payment_requests as requests_db
 from satworks.db.engine import ping
 from satworks.errors import DependencyUnavailable
@@ -13,6 +16,8 @@ from satworks.http import context as ctx
 from satworks.http.requests import json_response
 from satworks.http.route import Route
 from satworks.http.schemas import Health
+from satworks.jobs.base import QUEUES
+from satworks.jobs.status import JobStatus
 from satworks.payments.status import PaymentStatus
 
 
@@ -55,8 +60,19 @@ async def metrics(request: web.Request) -> web.Response:
             request.app[ctx.HTTP_METRICS].payment_requests.labels(status.value).set(counts.get(status.value, 0))
     except DependencyUnavailable:
         pass  # keep the last known counts; readiness reports the outage
+    with contextlib.suppress(DependencyUnavailable):  # keep the last known counts; readiness reports it
+        await _dead_letter_gauges(request)
     body = generate_latest(request.app[ctx.REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _dead_letter_gauges(request: web.Request) -> None:
+    """Dead and failed jobs per queue: a requeue lowers them (the broker's dead-letter sets do not)."""
+    metrics, prefix = request.app[ctx.HTTP_METRICS], request.app[ctx.SETTINGS].queue_prefix
+    counts = await dead_letters_db.counts_by_queue(request.app[ctx.ENGINE])
+    for queue in QUEUES:
+        metrics.dead_letter_jobs.labels(queue).set(counts.get((prefix + queue, JobStatus.DEAD), 0))
+        metrics.failed_jobs.labels(queue).set(counts.get((prefix + queue, JobStatus.FAILED), 0))
 
 
 ROUTES = [

@@ -12,7 +12,7 @@ from dramatiq.middleware import Middleware
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from satworks.errors import PermanentError
+from satworks.errors import PermanentError, SatworksError
 from satworks.metrics.build import register_build_info
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
@@ -59,7 +59,11 @@ class JobMetricsMiddleware(Middleware):
             self._child(self.metrics.duration, message).observe(time.perf_counter() - started)
         if exception is None:
             self._child(self.metrics.succeeded, message).inc()
-        elif not message.failed:
+            return
+        # Bounded: the codes of our exception tree; a node that cannot be asked is `node_unavailable`.
+        code = exception.code if isinstance(exception, SatworksError) else "unexpected"
+        self.metrics.errors.labels(*self._labels(message), code).inc()
+        if not message.failed:
             self._child(self.metrics.retried, message).inc()
         elif isinstance(exception, PermanentError):
             self._child(self.metrics.failed, message).inc()

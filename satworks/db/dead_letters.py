@@ -1,0 +1,153 @@
+"""Dead letters: jobs that ended ``dead`` (retries exhausted, crash loop, age limit) or ``failed``
+(a permanent error), listed for operators and given a new run on request.
+
+A requeue moves the job back to ``queued`` in the same row (same id, ``attempts`` kept, ``crashes``
+reset so a crash-looped job is not dead-lettered again at its first claim) and writes a
+``job_requeued`` audit row, in one transaction that stays open until the caller has handed the
+messages to the broker (``requeued``): a broker failure rolls everything back, and a message that
+reaches a worker before the commit waits on the row lock, then finds the job ``queued``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from satworks.audit import AuditKind
+from satworks.db import audit
+from satworks.db.engine import db_errors
+from satworks.db.jobs import _RECORD_COLUMNS, JobRecord, _record
+from satworks.db.pages import Page, page_of
+from satworks.db.schema import apps, jobs
+from satworks.errors import Conflict, NotFound
+from satworks.jobs.status import JobStatus
+
+DEAD_LETTER_STATUSES = (JobStatus.DEAD, JobStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters: ``queue`` is the stored (prefixed) queue name; ``None`` matches any."""
+
+    queue: str | None = None
+    job_type: str | None = None
+    app_name: str | None = None
+    status: JobStatus | None = None  # dead or failed; None: both
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        statuses = [self.status] if self.status is not None else list(DEAD_LETTER_STATUSES)
+        conds: list[ColumnElement[bool]] = [jobs.c.status.in_(statuses)]
+        if self.queue is not None:
+            conds.append(jobs.c.queue == self.queue)
+        if self.job_type is not None:
+            conds.append(jobs.c.type == self.job_type)
+        if self.app_name is not None:
+            conds.append(jobs.c.app_id == select(apps.c.id).where(apps.c.name == self.app_name).scalar_subquery())
+        return conds
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    job: JobRecord
+    app: str
+
+
+def _listed() -> Select[Any]:
+    return select(*_RECORD_COLUMNS, apps.c.name).join(apps, apps.c.id == jobs.c.app_id)
+
+
+async def listing(
+    engine: AsyncEngine, which: DeadLetterFilter, *, before_seq: int | None, limit: int
+) -> Page[DeadLetter]:
+    """Dead letters of every app, newest first."""
+    query = _listed().where(*which.conditions())
+    if before_seq is not None:
+        query = query.where(jobs.c.seq < before_seq)
+    with db_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(jobs.c.seq.desc()).limit(limit + 1))).all()
+    letters = [DeadLetter(_record(r[:-1]), r[-1]) for r in rows]
+    return page_of(letters, limit, lambda d: d.job.seq)
+
+
+async def count(engine: AsyncEngine, which: DeadLetterFilter) -> int:
+    """How many dead letters match (a bulk requeue's dry run)."""
+    with db_errors():
+        async with engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).where(*which.conditions()))).scalar_one())
+
+
+async def counts_by_queue(engine: AsyncEngine) -> dict[tuple[str, JobStatus], int]:
+    """``(stored queue name, dead|failed) -> jobs`` now, for the dead-letter gauges."""
+    query = (
+        select(jobs.c.queue, jobs.c.status, func.count())
+        .where(jobs.c.status.in_(DEAD_LETTER_STATUSES))
+        .group_by(jobs.c.queue, jobs.c.status)
+    )
+    with db_errors():
+        async with engine.connect() as conn:
+            return {(queue, JobStatus(status)): n for queue, status, n in await conn.execute(query)}
+
+
+@asynccontextmanager
+async def requeued(
+    engine: AsyncEngine,
+    which: DeadLetterFilter,
+    *,
+    job_id: uuid.UUID | None,
+    limit: int,
+    actor: str,
+    client_address: str | None,
+) -> AsyncIterator[list[JobRecord]]:
+    """Move up to ``limit`` matching dead letters (or the one ``job_id``) back to ``queued`` and audit
+    each, yielding their records; committed when the block exits normally, rolled back if it raises.
+
+    With ``job_id``, raises ``NotFound`` for no such job and ``Conflict`` when it is not a dead letter
+    (any more). Bulk requeues skip rows another transaction holds (``SKIP LOCKED``)."""
+    conds = which.conditions()
+    if job_id is not None:
+        conds.append(jobs.c.id == job_id)
+    picked = select(jobs.c.id, jobs.c.status.label("old_status")).where(*conds)
+    if job_id is None:  # one job is found by its key; ordering it would walk the dead-letter index
+        picked = picked.order_by(jobs.c.seq).limit(limit)
+    picked_cte = picked.with_for_update(skip_locked=job_id is None).cte("picked")
+    move = (
+        update(jobs)
+        .where(jobs.c.id == picked_cte.c.id)
+        .values(status=JobStatus.QUEUED.value, crashes=0, finished_at=None, next_retry_at=None, enqueued=1)
+        .returning(*_RECORD_COLUMNS, picked_cte.c.old_status)
+    )
+    with db_errors():
+        async with engine.begin() as conn:
+            rows = (await conn.execute(move)).all()
+            if job_id is not None and not rows:
+                await _refuse(conn, job_id)
+            moved = [_record(r[:-1]) for r in rows]
+            if moved:
+                bulk = job_id is None
+                trail = [
+                    audit.values(
+                        AuditKind.JOB_REQUEUED,
+                        actor=actor,
+                        app_id=job.app_id,
+                        subject_id=job.id,
+                        client_address=client_address,
+                        data={"from_status": row[-1], "type": job.type, "attempts": job.attempts, "bulk": bulk},
+                    )
+                    for job, row in zip(moved, rows, strict=True)
+                ]
+                await conn.execute(audit.entries(), trail)
+            yield moved
+
+
+async def _refuse(conn: AsyncConnection, job_id: uuid.UUID) -> None:
+    status = (await conn.execute(select(jobs.c.status).where(jobs.c.id == job_id))).scalar()
+    if status is None:
+        raise NotFound("no such job")
+    raise Conflict(f"a {status} job is not a dead letter", details={"status": status})
