@@ -126,6 +126,10 @@ async def built(client: TestClient[Any, Any], headers: dict[str, str], body: dic
 
     final = await eventually(done, timeout_s=60, what="the report job")
     assert final["status"] == "succeeded", final
+    assert (final["kind"], datetime.fromisoformat(final["from"])) == (
+        body["kind"],
+        datetime.fromisoformat(body["from"]),
+    )
     download = await client.get(final["download"], headers=headers)
     assert download.status == 200
     return download, await download.read()
