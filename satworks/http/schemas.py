@@ -214,13 +214,13 @@ class ScheduleList(BaseModel):
 
 
 class ReportOut(BaseModel):
-    model_config = ConfigDict(serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     id: uuid.UUID
     status: JobStatus = Field(description="The report job's status: `succeeded` means it can be downloaded.")
     kind: str
     format: str
-    start: datetime = Field(serialization_alias="from")
+    start: datetime = Field(alias="from", description="Start of the period, included.")
     to: datetime
     all_apps: bool
     error: ErrorInfo | None

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 
+REPAIR_KINDS = ("requeued", "expired", "outcome_lost")
+RETAINED_TABLES = ("jobs", "payment_audit", "app_events", "webhook_receipts", "schedule_runs")
+
 
 @dataclass(frozen=True)
 class PlatformMetrics:
@@ -15,6 +18,16 @@ class PlatformMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None) -> PlatformMetrics:
+        """Every label value is exported from the start (at 0), so ``increase()`` sees the first repair."""
+        metrics = cls._counters(registry)
+        for kind in REPAIR_KINDS:
+            metrics.repairs.labels(kind)
+        for table in RETAINED_TABLES:
+            metrics.retention_deleted.labels(table)
+        return metrics
+
+    @classmethod
+    def _counters(cls, registry: CollectorRegistry | None) -> PlatformMetrics:
         return cls(
             repairs=Counter(
                 "satworks_reconciler_repairs",

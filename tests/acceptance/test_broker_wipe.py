@@ -1,8 +1,9 @@
 """A broker that loses every message (``FLUSHALL``, Redis restarted without persistence) loses no accepted job.
 
 The whole path runs as processes: jobs accepted over HTTP, a worker pool, and a scheduler submitting
-``platform.reconcile`` every 2 s. The wipe deletes every key of this test's own queue prefix (the
-shared Redis is never flushed) while some jobs run and hundreds wait. Every accepted job must end
+``platform.reconcile`` every 2 s. While some jobs run and hundreds wait, the broker loses its data:
+either every key of this test's own queue prefix is deleted (the shared Redis is never flushed), or
+a ``redis-server`` of the test's own, without persistence, is killed and started again. Every accepted job must end
 ``succeeded`` having been claimed exactly once (``attempts = 1``: a message replaced by the
 reconciler, still held by the worker, could not run it a second time).
 """
@@ -10,8 +11,10 @@ reconciler, still held by the worker, could not run it a second time).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +27,61 @@ from satworks.db.engine import sync_engine
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.scheduler_support import SchedulerProcess, fresh_database
-from tests.support import WorkerProcess, db_dsn, eventually
+from tests.support import WorkerProcess, db_dsn, eventually, free_port, wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
 QUICK, SLOW = 300, 12
+SCHEDULE = {"schedule_canary": "off", "schedule_reconcile": "interval:2"}
+
+
+class PrivateRedis:
+    """A ``redis-server`` of this test's own, without persistence, that can be killed and started again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [*argv, "--dir", str(self.directory)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        try:
+            wait_until(lambda: _pings(client), timeout_s=20, what="the private redis-server")
+        finally:
+            client.close()
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 @pytest.fixture
-def wiped_settings(base_settings: Settings) -> Iterator[Settings]:
-    with fresh_database(base_settings, schedule_canary="off", schedule_reconcile="interval:2") as settings:
-        yield settings
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (the restart test runs one of its own)", pytrace=False)
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.kill()
 
 
 def counts(settings: Settings) -> dict[str, int]:
@@ -54,9 +101,28 @@ def wipe(settings: Settings) -> int:
 
 
 async def test_every_accepted_job_succeeds_exactly_once_after_a_broker_wipe(
-    wiped_settings: Settings, aiohttp_client: Any, tmp_path: Path
+    base_settings: Settings, aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    settings = wiped_settings
+    """``FLUSHALL`` as far as this test can: every key of its own queue prefix deleted."""
+    with fresh_database(base_settings, **SCHEDULE) as settings:
+        await _lose_the_broker_while_jobs_wait(settings, aiohttp_client, tmp_path, lambda: wipe(settings) > 0)
+
+
+async def test_every_accepted_job_succeeds_exactly_once_after_redis_restarts_without_persistence(
+    base_settings: Settings, aiohttp_client: Any, tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    def restart() -> bool:
+        private_redis.kill()
+        private_redis.start()
+        return True
+
+    with fresh_database(base_settings, redis_url=private_redis.url, **SCHEDULE) as settings:
+        await _lose_the_broker_while_jobs_wait(settings, aiohttp_client, tmp_path, restart)
+
+
+async def _lose_the_broker_while_jobs_wait(
+    settings: Settings, aiohttp_client: Any, tmp_path: Path, lose: Callable[[], bool]
+) -> None:
     engine = sync_engine(settings.database_url, pool_size=1)
     with engine.begin() as conn:
         key = apps.create(conn, f"wipe-{uuid.uuid4().hex[:8]}", admin=False, rate_limit_per_minute=None)
@@ -85,8 +151,8 @@ async def test_every_accepted_job_succeeds_exactly_once_after_a_broker_wipe(
 
         await eventually(lambda: asyncio.to_thread(running), timeout_s=60, what="jobs running")
         before = counts(settings)
-        assert wipe(settings) > 0
-        print(f"\nat the wipe: {before}")
+        assert lose()
+        print(f"\nwhen the broker lost its data: {before}")
         assert before.get("queued", 0) >= 100  # hundreds waiting, some running: what the wipe is about
 
         def all_done() -> dict[str, int] | None:

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from satworks.broker.build import build_broker
+from satworks.broker.inventory import inventory_of
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
@@ -86,3 +88,21 @@ async def test_delayed_and_cancelled_jobs_through_rabbitmq(rabbit_client: Any, a
     assert set(stats["queues"]) == {"critical", "default", "bulk"}
     after = await (await rabbit_client.get(f"/v1/jobs/{cancelled['id']}", headers=auth)).json()
     assert (after["status"], after["attempts"]) == ("cancelled", 0)
+
+
+def test_the_reconciler_sees_a_rabbitmq_that_lost_its_epoch_as_wiped(rabbit_settings: Settings) -> None:
+    """The epoch lives in a durable queue of its own; a deleted queue is what a reset broker looks like."""
+    broker = build_broker(rabbit_settings)
+    inventory = inventory_of(broker, rabbit_settings.queue_prefix)
+    queue = f"{rabbit_settings.queue_prefix}satworks.epoch"
+    try:
+        assert inventory.epoch() is None
+        inventory.set_epoch(41)
+        inventory.set_epoch(42)
+        assert inventory.epoch() == 42 and inventory.epoch() == 42  # read, not consumed
+        assert inventory.holding(queue, [uuid.uuid4()], scan_max=10) is None  # messages cannot be looked up
+        broker.channel.queue_delete(queue)
+        assert inventory.epoch() is None
+    finally:
+        broker.channel.queue_delete(queue)
+        broker.close()

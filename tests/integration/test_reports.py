@@ -126,6 +126,10 @@ async def built(client: TestClient[Any, Any], headers: dict[str, str], body: dic
 
     final = await eventually(done, timeout_s=60, what="the report job")
     assert final["status"] == "succeeded", final
+    assert (final["kind"], datetime.fromisoformat(final["from"])) == (
+        body["kind"],
+        datetime.fromisoformat(body["from"]),
+    )
     download = await client.get(final["download"], headers=headers)
     assert download.status == 200
     return download, await download.read()
@@ -233,6 +237,12 @@ async def test_a_bad_report_request_is_a_422_and_stores_nothing(
         response = await client.post("/v1/reports", json=body, headers=auth)
         assert response.status == 422, (body, await response.text())
         assert (await response.json())["error"]["code"]
+    # Report and platform jobs come only from satworks: through /v1/jobs an app could forge all_apps.
+    forged = {"kind": "payments", "from": "2024-01-01T00:00:00Z", "to": "2024-01-02T00:00:00Z", "all_apps": True}
+    for job in ({"type": "report", "payload": forged}, {"type": "platform.reconcile", "payload": {}}):
+        response = await client.post("/v1/jobs", json=job, headers=auth)
+        assert response.status == 422
+        assert "report" not in (await response.json())["error"]["details"]["known_types"]
     listed = await (await client.get("/v1/jobs", headers=auth)).json()
     assert listed["items"] == []
     assert (await client.get(f"/v1/reports/{uuid.uuid4()}", headers=auth)).status == 404
