@@ -38,6 +38,7 @@ DOCUMENT_COLUMNS = [
     c for c in payment_requests.c if c.name not in ("app_id", "request_hash", "checked_at", "checks", "seq")
 ]
 SWEEP_LOCK = 0x5A7_0001  # pg advisory lock id: one sweep at a time
+COUNTED = (TxState.MEMPOOL, TxState.CONFIRMED)  # receipts listed in a request's txids
 
 
 # --- intake (async engine) ----------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def get(app_id: uuid.UUID, payment_id: uuid.UUID) -> Select[Any]:
 def txids_of(payment_ids: Sequence[uuid.UUID]) -> Select[Any]:
     return (
         select(payment_txs.c.payment_id, payment_txs.c.txid)
-        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state != TxState.REMOVED)
+        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state.in_(COUNTED))
         .order_by(payment_txs.c.received_at)
     )
 
@@ -199,6 +200,17 @@ def by_addresses(conn: Connection, addresses: Iterable[str]) -> dict[str, uuid.U
     return {row.address: row.id for row in rows}
 
 
+def paid_by(conn: Connection, txid: str) -> dict[str, uuid.UUID]:
+    """Address → request of every request holding a receipt of ``txid``, whatever its state now."""
+    rows = conn.execute(
+        select(payment_requests.c.address, payment_requests.c.id)
+        .join(payment_txs, payment_txs.c.payment_id == payment_requests.c.id)
+        .where(payment_txs.c.txid == txid)
+        .distinct()
+    )
+    return {row.address: row.id for row in rows}
+
+
 def stored_txs(conn: Connection, payment_ids: Sequence[uuid.UUID]) -> list[Any]:
     return list(conn.execute(select(payment_txs).where(payment_txs.c.payment_id.in_(payment_ids))))
 
@@ -232,11 +244,16 @@ def apply_receipts(
     """Merge ``fresh`` receipts (just read from the node) with the stored ones, evaluate and persist.
 
     Stored receipts not re-read keep their state; confirmed ones get their confirmations from
-    ``tip_height`` when given. Returns the verdict, or None for a request still being created.
+    ``tip_height`` when given. A read that began before the last one applied (``checked_at``) is
+    stale: it is not applied, so an older answer never overwrites a newer one whatever order the
+    jobs finish in. Returns the verdict, or None for a request still being created.
     """
     row = conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id).with_for_update()).first()
     if row is None or row.status == PaymentStatus.CREATING:
         return None
+    if row.checked_at is not None and read_at < row.checked_at:
+        exception_now = ExceptionStatus(row.exception_status) if row.exception_status else None
+        return Verdict(PaymentStatus(row.status), exception_now, row.received_sat, row.confirmations)
     fresh_keys = {(r.txid, r.vout) for r in fresh}
     receipts = list(fresh)
     for stored in conn.execute(select(payment_txs).where(payment_txs.c.payment_id == payment_id)):

@@ -412,4 +412,28 @@ def getwalletinfo(node: Node, params: list[Any]) -> object:
 
 @registry.method("listwallets", wallet=False)
 def listwallets(node: Node, params: list[Any]) -> object:
-    return [node.wallet.name]
+    return list(node.wallets)
+
+
+@registry.method(
+    "createwallet",
+    Arg("wallet_name", "string", required=True),
+    Arg("disable_private_keys", "bool"),
+    Arg("blank", "bool"),
+    Arg("passphrase", "string"),
+    Arg("avoid_reuse", "bool"),
+    Arg("descriptors", "bool"),
+    Arg("load_on_startup", "bool"),
+    Arg("external_signer", "bool"),
+    wallet=False,
+)
+def createwallet(node: Node, params: list[Any]) -> object:
+    """A new empty wallet, loaded: e.g. a customer's wallet paying the shop's, as on a regtest setup."""
+    name = params[0]
+    if name in node.wallets or name == "":
+        raise RpcError(
+            RPC_WALLET_ERROR,
+            f"Wallet file verification failed. Failed to create database path '{name}'. Database already exists.",
+        )
+    node.wallets[name] = Wallet(node.chain, name)
+    return {"name": name, "warnings": []}
