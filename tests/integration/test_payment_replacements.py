@@ -10,6 +10,7 @@ request must end as the node's final state says, and never pass through a wrong 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from bitcoinrpc.authproxy import AuthServiceProxy
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select
@@ -28,7 +29,7 @@ from satworks import clock
 from satworks.db import apps
 from satworks.db import payments as store
 from satworks.db.engine import sync_engine
-from satworks.db.schema import app_events, payment_audit, payment_requests, payment_txs
+from satworks.db.schema import app_events, chain_cursors, payment_audit, payment_requests, payment_txs
 from satworks.db.schema import apps as apps_table
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.integrations.bitcoin.transport import JsonRpc
@@ -90,6 +91,8 @@ class World:
         self.res = jobs.PaymentResources(self.settings, self.engine, rpc, lambda *_: None)
         self.address = rpc.new_address("property")
         self.pid = uuid.uuid4()
+        with self.engine.begin() as conn:  # the sweep's cursor was on the previous example's node
+            conn.execute(delete(chain_cursors))
 
     def open_request(self, confirmations: int) -> None:
         now = clock.utcnow()
@@ -178,31 +181,48 @@ def app_id(engine: Engine) -> uuid.UUID:
 
 
 def play(world: World, events: list[str], data: st.DataObject) -> None:
-    """Fire ``events`` in order while delivering their notifications in an order Hypothesis picks."""
+    """Fire ``events`` in order while delivering their notifications in an order Hypothesis picks.
+
+    A delivery may have the next node event, or a whole other delivery, happen between two of its RPC
+    calls: the first is a job reading while the node changes, the second two jobs at once where the one
+    that read first writes last.
+    """
     pending: list[tuple[Op, bool]] = [(("check",), False)]  # (operation, already delivered once)
     fired = 0
     while fired < len(events) or pending:
         actions = (["event"] if fired < len(events) else []) + (["deliver"] if pending else [])
         if pending and fired < len(events):
             actions.append("deliver, with the next event inside")
+        if len(pending) > 1:
+            actions.append("deliver, with another delivery inside")
         action = data.draw(st.sampled_from(actions))
         if action == "event":
             pending += [(op, False) for op in world.event(events[fired])]
             fired += 1
             continue
-        op, redelivered = pending.pop(data.draw(st.integers(0, len(pending) - 1)))
-        if not redelivered and data.draw(st.booleans()):
-            pending.append((op, True))  # delivered again later, as a retry or a duplicate would be
+        op = _take(pending, data)
         if action == "deliver":
             world.run(op)
             continue
-        fired += 1
+        if action == "deliver, with the next event inside":
+            fired += 1
+            inside = _firing(world, events[fired - 1], pending)
+        else:
+            inside = functools.partial(world.run, _take(pending, data))
         world.transport.after = data.draw(st.integers(1, 6))
-        world.transport.event = _firing(world, events[fired - 1], pending)
+        world.transport.event = inside
         world.run(op)
-        if world.transport.event is not None:  # the job made fewer calls: the event comes after it
-            world.transport.event, event = None, world.transport.event
-            event()
+        if world.transport.event is not None:  # the job made fewer calls: the other thing comes after it
+            world.transport.event = None
+            inside()
+
+
+def _take(pending: list[tuple[Op, bool]], data: st.DataObject) -> Op:
+    """One pending notification, maybe left pending to come again later (a retry or a duplicate)."""
+    op, redelivered = pending.pop(data.draw(st.integers(0, len(pending) - 1)))
+    if not redelivered and data.draw(st.booleans()):
+        pending.append((op, True))
+    return op
 
 
 def _firing(world: World, name: str, pending: list[tuple[Op, bool]]) -> Callable[[], None]:
@@ -212,14 +232,28 @@ def _firing(world: World, name: str, pending: list[tuple[Op, bool]]) -> Callable
     return fire
 
 
-@pytest.mark.timeout(900)
-@hypothesis_settings(
+PROPERTY = hypothesis_settings(
     max_examples=100,
     deadline=None,
     database=None,
     phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": its tracer upsets psycopg's pipeline
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def assert_settled_once_on_the_last_replacement(world: World) -> None:
+    """The node's final word: the last replacement is mined and pays the amount exactly, once."""
+    request = world.request()
+    assert (request.status, request.exception_status, request.received_sat) == ("settled", None, AMOUNT_SAT)
+    assert request.confirmations >= 1
+    assert world.counted_txids() == [world.txids[-1]]
+    trail = world.trail()
+    assert "invalid" not in trail and "expired" not in trail, trail
+    assert trail.count("settled") == 1, trail  # no wrong amount or exception on the way
+
+
+@pytest.mark.timeout(900)
+@PROPERTY
 @given(scenario=st.sampled_from(sorted(SCENARIOS)), confirmations=st.sampled_from([0, 1]), data=st.data())
 def test_replaced_payments_end_settled_once_whatever_the_order_of_notifications(
     base_settings: Settings, engine: Engine, app_id: uuid.UUID, scenario: str, confirmations: int, data: st.DataObject
@@ -229,12 +263,41 @@ def test_replaced_payments_end_settled_once_whatever_the_order_of_notifications(
         world.open_request(confirmations)
         try:
             play(world, SCENARIOS[scenario], data)
-            request = world.request()
-            assert (request.status, request.exception_status, request.received_sat) == ("settled", None, AMOUNT_SAT)
-            assert request.confirmations >= 1
-            assert world.counted_txids() == [world.txids[-1]]
-            trail = world.trail()
-            assert "invalid" not in trail and "expired" not in trail, trail
-            assert trail.count("settled") == 1, trail
+            assert_settled_once_on_the_last_replacement(world)
+        finally:
+            world.forget()
+
+
+@pytest.mark.timeout(900)
+@PROPERTY
+@given(
+    scenario=st.sampled_from(sorted(SCENARIOS)),
+    confirmations=st.sampled_from([0, 1]),
+    after_each_event=st.lists(st.lists(st.sampled_from(["check", "sweep"]), max_size=2), min_size=6, max_size=6),
+)
+@example(  # the cursor stays below the reorganised block: listsinceblock's ``removed`` is empty
+    scenario="reorg, then fee bump, then mined", confirmations=1, after_each_event=[["sweep"], ["check"], *[[]] * 4]
+)
+def test_a_sweep_alone_agrees_with_the_checks_whatever_ran_before(
+    base_settings: Settings,
+    engine: Engine,
+    app_id: uuid.UUID,
+    scenario: str,
+    confirmations: int,
+    after_each_event: list[list[str]],
+) -> None:
+    """Notifications lost, only some checks and sweeps ran between the node events, and the last word
+    is a sweep's. E.g. a sweep stored its cursor, a check stored the payment confirmed, then the block was
+    reorganised away and the replacement mined: ``listsinceblock`` from that cursor lists no ``removed``."""
+    with running_bitcoind() as node:
+        world = World(node, engine, base_settings, app_id)
+        world.open_request(confirmations)
+        try:
+            for name, ops in zip(SCENARIOS[scenario], after_each_event, strict=False):
+                world.event(name)  # its notifications are lost
+                for op in ops:
+                    world.run((op,))
+            world.run(("sweep",))
+            assert_settled_once_on_the_last_replacement(world)
         finally:
             world.forget()
