@@ -41,11 +41,13 @@ AMOUNT_SAT = 40_000
 Op = tuple[str, ...]  # ("check",), ("sweep",), ("check_tx", index into World.txids)
 
 # Each scenario: its node events in causal order. Every one ends with the last replacement mined.
+# "bump" pays the request the same; "take back" is a fee bump whose outputs pay the payer instead.
 SCENARIOS = {
     "reorg, then fee bump, then mined": ["pay", "mine", "reorg", "bump", "mine"],
     "fee bump in the mempool, then mined": ["pay", "bump", "mine"],
     "two fee bumps, then mined": ["pay", "bump", "bump", "mine"],
     "mined, reorg, two fee bumps, then mined": ["pay", "mine", "reorg", "bump", "bump", "mine"],
+    "mined, reorg, then taken back and mined": ["pay", "mine", "reorg", "take back", "mine"],
 }
 
 
@@ -125,6 +127,10 @@ class World:
         if name == "bump":
             self.txids.append(self.payer.bumpfee(self.txids[-1])["txid"])
             return [("check_tx", str(len(self.txids) - 2)), ("check_tx", str(len(self.txids) - 1))]
+        if name == "take back":  # the payer's own wallet gets the money: not a tx of the shop's wallet
+            refund = {self.payer.getnewaddress(): Decimal(AMOUNT_SAT) / 100_000_000}
+            self.payer.bumpfee(self.txids[-1], {"outputs": [refund]})
+            return [("check_tx", str(len(self.txids) - 1))]
         if name == "mine":
             self.blocks += self.payer.generatetoaddress(1, self.miner)
             return [*every_tx, ("sweep",), ("check",)]
@@ -183,9 +189,9 @@ def app_id(engine: Engine) -> uuid.UUID:
 def play(world: World, events: list[str], data: st.DataObject) -> None:
     """Fire ``events`` in order while delivering their notifications in an order Hypothesis picks.
 
-    A delivery may have the next node event, or a whole other delivery, happen between two of its RPC
-    calls: the first is a job reading while the node changes, the second two jobs at once where the one
-    that read first writes last.
+    A delivery may have the next node event, a whole other delivery, or both, happen between two of its
+    RPC calls or after its last one: a job reading while the node changes, and two jobs at once where the
+    one that read first (before the event) writes last.
     """
     pending: list[tuple[Op, bool]] = [(("check",), False)]  # (operation, already delivered once)
     fired = 0
@@ -195,6 +201,8 @@ def play(world: World, events: list[str], data: st.DataObject) -> None:
             actions.append("deliver, with the next event inside")
         if len(pending) > 1:
             actions.append("deliver, with another delivery inside")
+        if len(pending) > 1 and fired < len(events):
+            actions.append("deliver, with the next event and another delivery inside")
         action = data.draw(st.sampled_from(actions))
         if action == "event":
             pending += [(op, False) for op in world.event(events[fired])]
@@ -204,11 +212,17 @@ def play(world: World, events: list[str], data: st.DataObject) -> None:
         if action == "deliver":
             world.run(op)
             continue
+        inside: Callable[[], None]
         if action == "deliver, with the next event inside":
             fired += 1
             inside = _firing(world, events[fired - 1], pending)
-        else:
+        elif action == "deliver, with another delivery inside":
             inside = functools.partial(world.run, _take(pending, data))
+        else:  # the outer job's answers are all from before the event, the inner one's from after
+            fired += 1
+            inside = _then(
+                _firing(world, events[fired - 1], pending), functools.partial(world.run, _take(pending, data))
+            )
         world.transport.after = data.draw(st.integers(1, 6))
         world.transport.event = inside
         world.run(op)
@@ -225,6 +239,14 @@ def _take(pending: list[tuple[Op, bool]], data: st.DataObject) -> Op:
     return op
 
 
+def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
 def _firing(world: World, name: str, pending: list[tuple[Op, bool]]) -> Callable[[], None]:
     def fire() -> None:
         pending.extend((op, False) for op in world.event(name))
@@ -239,6 +261,25 @@ PROPERTY = hypothesis_settings(
     phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": its tracer upsets psycopg's pipeline
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def assert_final_state(world: World, scenario: str) -> None:
+    if "take back" in SCENARIOS[scenario]:
+        assert_taken_back(world)
+    else:
+        assert_settled_once_on_the_last_replacement(world)
+
+
+def assert_taken_back(world: World) -> None:
+    """The money is gone: ``invalid`` if the request had settled (settled is final while its money
+    exists, so whether it did depends on when it was looked at), else ``new``; nothing counts."""
+    request, trail = world.request(), world.trail()
+    settled = "settled" in trail
+    assert (request.status, request.received_sat) == ("invalid" if settled else "new", 0), trail
+    assert request.exception_status is None
+    assert world.counted_txids() == []
+    assert trail.count("settled") <= 1 and trail.count("invalid") == int(settled), trail
+    assert "expired" not in trail, trail
 
 
 def assert_settled_once_on_the_last_replacement(world: World) -> None:
@@ -263,7 +304,7 @@ def test_replaced_payments_end_settled_once_whatever_the_order_of_notifications(
         world.open_request(confirmations)
         try:
             play(world, SCENARIOS[scenario], data)
-            assert_settled_once_on_the_last_replacement(world)
+            assert_final_state(world, scenario)
         finally:
             world.forget()
 
@@ -277,6 +318,11 @@ def test_replaced_payments_end_settled_once_whatever_the_order_of_notifications(
 )
 @example(  # the cursor stays below the reorganised block: listsinceblock's ``removed`` is empty
     scenario="reorg, then fee bump, then mined", confirmations=1, after_each_event=[["sweep"], ["check"], *[[]] * 4]
+)
+@example(  # the same, and no replacement pays the address: only getchaintips shows the block is gone
+    scenario="mined, reorg, then taken back and mined",
+    confirmations=1,
+    after_each_event=[["sweep"], ["check"], *[[]] * 4],
 )
 def test_a_sweep_alone_agrees_with_the_checks_whatever_ran_before(
     base_settings: Settings,
@@ -298,6 +344,6 @@ def test_a_sweep_alone_agrees_with_the_checks_whatever_ran_before(
                 for op in ops:
                     world.run((op,))
             world.run(("sweep",))
-            assert_settled_once_on_the_last_replacement(world)
+            assert_final_state(world, scenario)
         finally:
             world.forget()
