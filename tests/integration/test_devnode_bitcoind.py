@@ -417,6 +417,23 @@ def test_a_conflicted_payment_shows_no_receive_to_the_shop(node: BitcoindNode) -
     assert shop.gettransaction(original)["confirmations"] == 0
 
 
+def test_a_payment_taken_back_by_a_fee_bump_is_conflicted_with_no_wallet_conflict(node: BitcoindNode) -> None:
+    shop, payer, miner = external_payer(node)
+    address = shop.getnewaddress("order")
+    original = payer.sendtoaddress(address, Decimal("0.2"))
+    refund = payer.getnewaddress()
+    taken_back = payer.bumpfee(original, {"outputs": [{refund: Decimal("0.2")}]})["txid"]
+    assert payer.gettransaction(taken_back)["details"][0]["address"] == refund
+    assert rpc_error(lambda: shop.gettransaction(taken_back)).code == -5  # not the shop's transaction
+    assert shop.gettransaction(original)["walletconflicts"] == []
+    assert shop.listreceivedbyaddress(0, True, True, address)[0]["txids"] == [original]
+    duplicated = rpc_error(lambda: payer.bumpfee(taken_back, {"outputs": [{refund: 1}, {refund: 1}]}))
+    assert (duplicated.code, duplicated.message) == (-8, f"Invalid parameter, duplicated address: {refund}")
+    payer.generatetoaddress(1, miner)
+    gone = shop.gettransaction(original)
+    assert (gone["confirmations"], gone["walletconflicts"], gone["details"]) == (-1, [], [])
+
+
 def test_chain_tips_show_the_branches_a_reorg_left(node: BitcoindNode) -> None:
     rpc, miner, hashes = funded(node)
     assert rpc.getchaintips() == [{"height": 101, "hash": hashes[-1], "branchlen": 0, "status": "active"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg
 
@@ -234,3 +235,23 @@ async def test_a_replacement_mined_while_the_workers_were_down_is_counted_once(s
     await stack.wait_for(payment["id"], "settled", confirmations=2)
     assert (await stack.get(payment["id"]))["received_sat"] == 40_000
     assert stack.audit(payment["id"]) == ["new", "processing", "settled"]
+
+
+async def test_a_settled_payment_taken_back_by_a_fee_bump_after_a_reorg_turns_invalid(stack: PaymentStack) -> None:
+    """The replacement pays the payer: it is no transaction of the shop's wallet, so only the original's
+    state (replaced, then conflicted) tells the money is gone."""
+    await stack.fund()
+    payment = await stack.created(amount_sat=40_000)
+    original = await stack.pay(payment["address"], 40_000)
+    [block] = await stack.mine()
+    await stack.wait_for(payment["id"], "settled", confirmations=1)
+    await stack.rpc("invalidateblock", block)
+    refund = {await stack.rpc("getnewaddress"): Decimal("0.0004")}
+    await stack.rpc("bumpfee", original, {"outputs": [refund]})
+    await stack.mine()
+    invalid = await stack.wait_for(payment["id"], "invalid")
+    assert (invalid["received_sat"], invalid["txids"]) == (0, [])
+    assert "reorganised away or double-spent" in invalid["status_reason"]
+    await stack.wait_for_txs(payment["id"], {original: "conflicted"})
+    assert stack.events(payment["id"])[-1] == "payment.invalid"
+    assert stack.audit(payment["id"])[-2:] == ["settled", "invalid"]
