@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from satworks.db.engine import db_errors
 from satworks.db.pages import Page, page_of
-from satworks.db.payments import RECORD_COLUMNS, PaymentRecord, payment_record
+from satworks.db.payments import COUNTED, RECORD_COLUMNS, PaymentRecord, payment_record
 from satworks.db.schema import payment_requests, payment_txs, webhook_receipts
 from satworks.errors import Conflict, NotFound
-from satworks.payments.status import PaymentStatus, TxState
+from satworks.payments.status import PaymentStatus
 
 Listed = tuple[PaymentRecord, list[str]]
 """A request and the txids paying it (oldest first; transactions the node no longer has left out)."""
@@ -163,7 +163,7 @@ async def forget_webhook(engine: AsyncEngine, source: str, event_id: str) -> Non
 async def _txids(conn: AsyncConnection, payment_ids: Sequence[uuid.UUID]) -> defaultdict[uuid.UUID, list[str]]:
     query = (
         select(payment_txs.c.payment_id, payment_txs.c.txid)
-        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state != TxState.REMOVED)
+        .where(payment_txs.c.payment_id.in_(payment_ids), payment_txs.c.state.in_(COUNTED))
         .order_by(payment_txs.c.received_at)
     )
     found: defaultdict[uuid.UUID, list[str]] = defaultdict(list)

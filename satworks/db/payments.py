@@ -34,6 +34,7 @@ from satworks.payments.status import (
 )
 
 SWEEP_LOCK = 0x5A7_0001  # pg advisory lock id: one sweep at a time
+COUNTED = (TxState.MEMPOOL, TxState.CONFIRMED)  # receipts listed in a request's txids
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,17 @@ def by_addresses(conn: Connection, addresses: Iterable[str]) -> dict[str, uuid.U
     return {row.address: row.id for row in rows}
 
 
+def paid_by(conn: Connection, txid: str) -> dict[str, uuid.UUID]:
+    """Address → request of every request holding a receipt of ``txid``, whatever its state now."""
+    rows = conn.execute(
+        select(payment_requests.c.address, payment_requests.c.id)
+        .join(payment_txs, payment_txs.c.payment_id == payment_requests.c.id)
+        .where(payment_txs.c.txid == txid)
+        .distinct()
+    )
+    return {row.address: row.id for row in rows}
+
+
 def stored_txs(conn: Connection, payment_ids: Sequence[uuid.UUID]) -> list[StoredTx]:
     rows = conn.execute(select(*_TX_COLUMNS).where(payment_txs.c.payment_id.in_(payment_ids)))
     return [_stored_tx(row) for row in rows]
@@ -230,12 +242,17 @@ def apply_receipts(
     """Merge ``fresh`` receipts (just read from the node) with the stored ones, evaluate and persist.
 
     Stored receipts not re-read keep their state; confirmed ones get their confirmations from
-    ``tip_height`` when given. Returns the verdict, or None for a request still being created (or not
-    on-chain: a lightning request's status comes from its invoice, ``db.lightning.apply_invoice``).
+    ``tip_height`` when given. A read that began before the last one applied (``checked_at``) is
+    stale: it is not applied, so an older answer never overwrites a newer one whatever order the
+    jobs finish in. Returns the verdict, or None for a request still being created (or not on-chain:
+    a lightning request's status comes from its invoice, ``db.lightning.apply_invoice``).
     """
     row = conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id).with_for_update()).first()
     if row is None or row.status == PaymentStatus.CREATING or row.method != "onchain":
         return None
+    if row.checked_at is not None and read_at < row.checked_at:
+        exception_now = ExceptionStatus(row.exception_status) if row.exception_status else None
+        return Verdict(PaymentStatus(row.status), exception_now, row.received_sat, row.confirmations)
     fresh_keys = {(r.txid, r.vout) for r in fresh}
     receipts = list(fresh)
     for stored in conn.execute(select(payment_txs).where(payment_txs.c.payment_id == payment_id)):

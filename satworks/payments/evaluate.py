@@ -42,7 +42,7 @@ class Receipt:
     amount_sat: int
     confirmations: int  # negative: conflicted (double-spent) that many blocks ago
     in_mempool: bool  # meaningful when confirmations == 0
-    replaceable: bool  # signals BIP125 replace-by-fee
+    replaceable: bool  # signals BIP125; kept for the record, no rule depends on it (full-RBF relay)
     received_at: datetime
     block_hash: str | None = None
     block_height: int | None = None
@@ -52,9 +52,9 @@ class Receipt:
         return self.confirmations > 0 or (self.confirmations == 0 and self.in_mempool)
 
     def confirmed_enough(self, required: int) -> bool:
-        # A 0-conf payment that can still be replaced by fee needs one confirmation before it counts.
-        needed = 1 if required == 0 and self.replaceable and self.confirmations == 0 else required
-        return self.alive and self.confirmations >= needed
+        # Whether or not it signals BIP125: since Core 28 nodes relay full-RBF replacements, so the
+        # signal no longer tells a safe 0-conf payment from an unsafe one (docs/algorithms.md).
+        return self.alive and self.confirmations >= required
 
     @property
     def state(self) -> TxState:

@@ -24,7 +24,13 @@ class PaymentIn(BaseModel):
     amount_sat: StrictInt = Field(gt=0, le=MAX_SAT, description="Integer satoshis.")
     memo: str | None = Field(None, max_length=500)
     expires_in: StrictInt = Field(3600, ge=1, le=30 * 24 * 3600, description="Seconds until expiry.")
-    confirmations: StrictInt = Field(1, ge=0, le=100, description="0 means seen in the mempool (1 if RBF).")
+    confirmations: StrictInt = Field(
+        1,
+        ge=0,
+        le=100,
+        description="0: settled once the whole amount is in the node's mempool, whether or not it signals RBF; "
+        "such a payment can still be replaced until mined, and then turns invalid (docs/algorithms.md).",
+    )
     address: str | None = Field(None, max_length=100, description="Watch this address instead of a new one.")
     payment_tolerance: Decimal = Field(Decimal(0), ge=0, lt=100, decimal_places=2, description="Percent.")
     monitoring_s: StrictInt = Field(86_400, ge=0, le=7 * 24 * 3600, description="Late money is seen this long.")

@@ -14,7 +14,7 @@ from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode
 from tests.integration.notify_stack import notify, notify_env  # noqa: F401 - fixtures of the notification tests
-from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET, PaymentStack
+from tests.integration.payments_stack import NODE_TOKEN, SHOP_WALLET, WATCHER_SECRET, PaymentStack
 from tests.support import WorkerProcess, free_port
 
 
@@ -38,12 +38,13 @@ async def stack(base_settings: Settings, make_key: Any, aiohttp_client: Any) -> 
             blocknotify_url=f"{hooks}/blocknotify?blockhash=%s&token={NODE_TOKEN}",
         )
     )
-    settings = settings.model_copy(update={"bitcoind_rpc_url": node.url})
+    settings = settings.model_copy(update={"bitcoind_rpc_url": f"{node.url}/wallet/{SHOP_WALLET}"})
     client = await aiohttp_client(TestServer(create_app(settings), port=web_port))
-    worker = WorkerProcess(settings).start()
-    auth = {"Authorization": f"Bearer {make_key()}"}
+    stack = PaymentStack(
+        client, settings, node, WorkerProcess(settings).start(), {"Authorization": f"Bearer {make_key()}"}
+    )
     try:
-        yield PaymentStack(client, settings, node, worker, auth)
+        yield stack
     finally:
-        worker.kill()
+        stack.worker.kill()
         node.close()

@@ -362,6 +362,91 @@ def test_bumpfee_conflict_gives_negative_confirmations(node: BitcoindNode) -> No
     assert (error.code, error.message) == (-4, "Transaction is not BIP 125 replaceable")
 
 
+def external_payer(node: BitcoindNode) -> tuple[Any, Any, str]:
+    """The shop's wallet and a customer's own wallet (with 50 spendable BTC) on the same node."""
+    rpc_of(node).createwallet("payer")
+    shop, payer = rpc_of(node, "/wallet/satworks"), rpc_of(node, "/wallet/payer")
+    miner = payer.getnewaddress()
+    payer.generatetoaddress(101, miner)
+    return shop, payer, miner
+
+
+def test_wallets_are_created_and_addressed_by_path(node: BitcoindNode) -> None:
+    rpc = rpc_of(node)
+    assert rpc.createwallet("payer") == {"name": "payer", "warnings": []}
+    assert rpc_error(lambda: rpc.createwallet("payer")).code == -4
+    assert rpc.listwallets() == ["satworks", "payer"]
+    error = rpc_error(rpc.getnewaddress)  # two wallets loaded: the path must name one, as in Core
+    assert error.code == -19
+    assert rpc.getblockcount() == 0
+    shop, payer = rpc_of(node, "/wallet/satworks"), rpc_of(node, "/wallet/payer")
+    address = payer.getnewaddress()
+    assert rpc_error(lambda: shop.getreceivedbyaddress(address)).code == -4  # not the shop's address
+
+
+def test_a_payment_from_another_wallet_is_a_receive_only_for_the_shop(node: BitcoindNode) -> None:
+    shop, payer, _ = external_payer(node)
+    address = shop.getnewaddress("order")
+    txid = payer.sendtoaddress(address, Decimal("0.2"))
+    tx = shop.gettransaction(txid)
+    assert (tx["amount"], [d["category"] for d in tx["details"]]) == (Decimal("0.2"), ["receive"])
+    assert "fee" not in tx
+    assert [e["category"] for e in shop.listsinceblock()["transactions"]] == ["receive"]
+    assert shop.getbalances()["mine"]["untrusted_pending"] == Decimal("0.2")
+
+
+def test_a_conflicted_payment_shows_no_receive_to_the_shop(node: BitcoindNode) -> None:
+    shop, payer, miner = external_payer(node)
+    address = shop.getnewaddress("order")
+    original = payer.sendtoaddress(address, Decimal("0.2"))
+    replacement = payer.bumpfee(original)["txid"]
+    replaced = shop.gettransaction(original)
+    assert (replaced["confirmations"], replaced["walletconflicts"]) == (0, [replacement])
+    assert [d["category"] for d in replaced["details"]] == ["receive"]  # unconfirmed, not conflicted yet
+    assert sorted(shop.listreceivedbyaddress(0, True, True, address)[0]["txids"]) == sorted([original, replacement])
+
+    block = payer.generatetoaddress(1, miner)[0]
+    gone = shop.gettransaction(original)
+    assert (gone["confirmations"], gone["walletconflicts"], gone["details"]) == (-1, [replacement], [])
+    assert shop.listreceivedbyaddress(0, True, True, address)[0]["txids"] == [replacement]
+    since = shop.listsinceblock()["transactions"]
+    assert [e["txid"] for e in since if e["address"] == address] == [replacement]
+    assert original not in {e["txid"] for e in shop.listtransactions()}
+
+    shop.invalidateblock(block)  # the replacement back in the mempool: the original is only replaced
+    assert shop.gettransaction(original)["confirmations"] == 0
+
+
+def test_a_payment_taken_back_by_a_fee_bump_is_conflicted_with_no_wallet_conflict(node: BitcoindNode) -> None:
+    shop, payer, miner = external_payer(node)
+    address = shop.getnewaddress("order")
+    original = payer.sendtoaddress(address, Decimal("0.2"))
+    refund = payer.getnewaddress()
+    taken_back = payer.bumpfee(original, {"outputs": [{refund: Decimal("0.2")}]})["txid"]
+    assert payer.gettransaction(taken_back)["details"][0]["address"] == refund
+    assert rpc_error(lambda: shop.gettransaction(taken_back)).code == -5  # not the shop's transaction
+    assert shop.gettransaction(original)["walletconflicts"] == []
+    assert shop.listreceivedbyaddress(0, True, True, address)[0]["txids"] == [original]
+    duplicated = rpc_error(lambda: payer.bumpfee(taken_back, {"outputs": [{refund: 1}, {refund: 1}]}))
+    assert (duplicated.code, duplicated.message) == (-8, f"Invalid parameter, duplicated address: {refund}")
+    payer.generatetoaddress(1, miner)
+    gone = shop.gettransaction(original)
+    assert (gone["confirmations"], gone["walletconflicts"], gone["details"]) == (-1, [], [])
+
+
+def test_chain_tips_show_the_branches_a_reorg_left(node: BitcoindNode) -> None:
+    rpc, miner, hashes = funded(node)
+    assert rpc.getchaintips() == [{"height": 101, "hash": hashes[-1], "branchlen": 0, "status": "active"}]
+    rpc.invalidateblock(hashes[-2])
+    new = rpc.generatetoaddress(3, miner)
+    assert rpc.getchaintips() == [
+        {"height": 102, "hash": new[-1], "branchlen": 0, "status": "active"},
+        {"height": 101, "hash": hashes[-1], "branchlen": 2, "status": "invalid"},
+    ]
+    rpc.reconsiderblock(hashes[-2])  # the longer chain stays; the old branch is a valid fork now
+    assert rpc.getchaintips()[1] == {"height": 101, "hash": hashes[-1], "branchlen": 2, "status": "valid-fork"}
+
+
 # ---- notifications
 
 

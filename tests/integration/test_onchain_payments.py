@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg
 
@@ -72,16 +73,20 @@ async def test_unpaid_request_expires_and_late_money_stays_visible_as_paid_late(
     assert stack.events(payment["id"]) == ["payment.expired", "payment.paid_late"]
 
 
-async def test_zero_conf_settles_from_the_mempool_unless_the_tx_signals_rbf(stack: PaymentStack) -> None:
+async def test_zero_conf_settles_from_the_mempool_whether_or_not_the_tx_signals_rbf(stack: PaymentStack) -> None:
     await stack.fund()
     final = await stack.created(amount_sat=30_000, confirmations=0)
     replaceable = await stack.created(amount_sat=30_000, confirmations=0)
     await stack.pay(final["address"], 30_000, replaceable=False)
-    await stack.pay(replaceable["address"], 30_000, replaceable=True)
+    original = await stack.pay(replaceable["address"], 30_000, replaceable=True)
     assert (await stack.wait_for(final["id"], "settled"))["confirmations"] == 0
-    assert (await stack.wait_for(replaceable["id"], "processing"))["received_sat"] == 30_000
+    assert (await stack.wait_for(replaceable["id"], "settled"))["confirmations"] == 0
+    replacement = await stack.bump(original)  # a fee bump pays the same: the money is still there
+    bumped = await stack.wait_for(replaceable["id"], "settled", txids=[replacement])
+    assert (bumped["received_sat"], bumped["exception_status"]) == (30_000, None)
     await stack.mine()
-    await stack.wait_for(replaceable["id"], "settled")
+    await stack.wait_for(replaceable["id"], "settled", txids=[replacement], confirmations=1)
+    assert stack.audit(replaceable["id"]) == ["new", "settled"]
 
 
 async def test_reorg_that_removes_a_confirmed_payment_makes_it_invalid(stack: PaymentStack) -> None:
@@ -121,7 +126,7 @@ async def test_node_down_across_expiry_expires_nothing_and_settles_when_back(sta
 
 async def test_supplied_address_is_watched_and_unknown_one_is_invalid(stack: PaymentStack) -> None:
     await stack.fund()
-    own = await stack.rpc("getnewaddress")
+    own = await stack.shop_rpc("getnewaddress")
     watched = await stack.create(amount_sat=12_000, address=own)
     assert (watched["status"], watched["address"]) == ("new", own)
     await stack.pay(own, 12_000)
@@ -189,3 +194,65 @@ async def test_sweep_recovers_when_the_node_does_not_know_its_cursor(stack: Paym
 
     await eventually(cursor_moved, what="the sweep to read from the start and store a known cursor")
     assert (await stack.get(payment["id"]))["status"] == "settled"
+
+
+async def test_a_fee_bump_after_a_reorg_keeps_a_settled_payment_settled(stack: PaymentStack) -> None:
+    """The replaced tx's notification is handled with nothing of the replacement stored yet."""
+    await stack.fund()
+    payment = await stack.created(amount_sat=40_000)
+    original = await stack.pay(payment["address"], 40_000)
+    await stack.wait_for(payment["id"], "processing")
+    [block] = await stack.mine()
+    await stack.wait_for(payment["id"], "settled", confirmations=1)
+    stack.worker.kill()  # notifications queue up, as when the workers lag behind the node
+    await stack.rpc("invalidateblock", block)  # the payment is back in the mempool...
+    replacement = await stack.bump(original)  # ...and its payer bumps its fee
+    stack.restart_worker()
+    await stack.wait_for_txs(payment["id"], {original: "removed", replacement: "mempool"})
+    settled = await stack.wait_for(payment["id"], "settled", txids=[replacement])
+    assert (settled["received_sat"], settled["exception_status"], settled["confirmations"]) == (40_000, None, 0)
+    await stack.mine()
+    await stack.wait_for(payment["id"], "settled", txids=[replacement], confirmations=1)
+    await stack.wait_for_txs(payment["id"], {original: "conflicted", replacement: "confirmed"})
+    assert stack.audit(payment["id"]) == ["new", "processing", "settled"]
+    assert stack.events(payment["id"]) == ["payment.processing", "payment.settled"]
+
+
+async def test_a_replacement_mined_while_the_workers_were_down_is_counted_once(stack: PaymentStack) -> None:
+    """The original is conflicted then: the node lists no receive for it, yet it must stop counting."""
+    await stack.fund()
+    payment = await stack.created(amount_sat=40_000)
+    original = await stack.pay(payment["address"], 40_000)
+    await stack.wait_for(payment["id"], "processing", txids=[original])
+    stack.worker.kill()
+    replacement = await stack.bump(original)
+    await stack.mine()  # the replacement is mined: the original is conflicted
+    assert (await stack.shop_rpc("gettransaction", original))["details"] == []
+    stack.restart_worker()
+    await stack.wait_for_txs(payment["id"], {original: "conflicted", replacement: "confirmed"})
+    settled = await stack.wait_for(payment["id"], "settled")
+    assert (settled["received_sat"], settled["exception_status"], settled["txids"]) == (40_000, None, [replacement])
+    await stack.mine()  # a later sweep changes nothing
+    await stack.wait_for(payment["id"], "settled", confirmations=2)
+    assert (await stack.get(payment["id"]))["received_sat"] == 40_000
+    assert stack.audit(payment["id"]) == ["new", "processing", "settled"]
+
+
+async def test_a_settled_payment_taken_back_by_a_fee_bump_after_a_reorg_turns_invalid(stack: PaymentStack) -> None:
+    """The replacement pays the payer: it is no transaction of the shop's wallet, so only the original's
+    state (replaced, then conflicted) tells the money is gone."""
+    await stack.fund()
+    payment = await stack.created(amount_sat=40_000)
+    original = await stack.pay(payment["address"], 40_000)
+    [block] = await stack.mine()
+    await stack.wait_for(payment["id"], "settled", confirmations=1)
+    await stack.rpc("invalidateblock", block)
+    refund = {await stack.rpc("getnewaddress"): Decimal("0.0004")}
+    await stack.rpc("bumpfee", original, {"outputs": [refund]})
+    await stack.mine()
+    invalid = await stack.wait_for(payment["id"], "invalid")
+    assert (invalid["received_sat"], invalid["txids"]) == (0, [])
+    assert "reorganised away or double-spent" in invalid["status_reason"]
+    await stack.wait_for_txs(payment["id"], {original: "conflicted"})
+    assert stack.events(payment["id"])[-1] == "payment.invalid"
+    assert stack.audit(payment["id"])[-2:] == ["settled", "invalid"]

@@ -62,10 +62,25 @@ def test_tolerance_accepts_slightly_less_rounding_up_to_whole_satoshis() -> None
     assert evaluate(S.NEW, None, policy(amount=10_001, tolerance="1"), [paid(9_900)], T0).status == S.NEW
 
 
-def test_zero_conf_counts_from_the_mempool_but_not_when_replaceable() -> None:
+def test_zero_conf_counts_from_the_mempool_whether_or_not_it_signals_rbf() -> None:
     assert evaluate(S.NEW, None, policy(confs=0), [paid(10_000, 0)], T0).status == S.SETTLED
-    assert evaluate(S.NEW, None, policy(confs=0), [paid(10_000, 0, rbf=True)], T0).status == S.PROCESSING
-    assert evaluate(S.PROCESSING, None, policy(confs=0), [paid(10_000, 1, rbf=True)], T0).status == S.SETTLED
+    assert evaluate(S.NEW, None, policy(confs=0), [paid(10_000, 0, rbf=True)], T0).status == S.SETTLED
+    dropped = paid(10_000, 0, mempool=False)
+    assert evaluate(S.NEW, None, policy(confs=0), [dropped], T0).status == S.NEW
+
+
+def test_a_settled_zero_conf_payment_replaced_by_one_paying_the_same_stays_settled() -> None:
+    replaced, replacement = paid(10_000, 0, mempool=False, rbf=True), paid(10_000, 0, txid="b", rbf=True)
+    v = evaluate(S.SETTLED, None, policy(confs=0), [replaced, replacement], T0)
+    assert (v.status, v.exception_status, v.received_sat) == (S.SETTLED, None, 10_000)
+    gone = evaluate(S.SETTLED, None, policy(confs=0), [paid(10_000, -1, mempool=False)], T0)
+    assert gone.status == S.INVALID
+
+
+def test_a_conflicted_receipt_never_counts_beside_its_mined_replacement() -> None:
+    conflicted, mined = paid(10_000, -1, mempool=False), paid(10_000, 1, txid="b")
+    v = evaluate(S.PROCESSING, None, policy(), [conflicted, mined], T0)
+    assert (v.status, v.exception_status, v.received_sat) == (S.SETTLED, None, 10_000)
 
 
 def test_expiry_only_after_the_second_of_expires_at_and_keeps_partial_visible() -> None:

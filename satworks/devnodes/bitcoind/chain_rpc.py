@@ -159,6 +159,25 @@ def getblockheader(node: Node, params: list[Any]) -> object:
     return block.header.hex() if params[1] is False else header_json(node.chain, block)
 
 
+@registry.method("getchaintips")
+def getchaintips(node: Node, params: list[Any]) -> object:
+    """Core's ``getchaintips``: every block without a child, and the active tip, with the length of
+    its branch from the active chain (0 for the active tip)."""
+    chain = node.chain
+    tips = {h for h in chain.blocks if not chain.children.get(h)} | {chain.tip.hash}
+    out = []
+    for block in sorted((chain.blocks[h] for h in tips), key=lambda b: (-b.height, b.seq)):
+        if chain.is_active(block.hash):
+            status = "active"
+        elif block.hash in chain.invalid:
+            status = "invalid"
+        else:
+            status = "valid-fork"
+        branch = block.height - chain.fork_point(block).height
+        out.append({"height": block.height, "hash": block.hash, "branchlen": branch, "status": status})
+    return out
+
+
 @registry.method("getblockchaininfo")
 def getblockchaininfo(node: Node, params: list[Any]) -> object:
     chain = node.chain

@@ -14,10 +14,15 @@ from satworks.devnodes.bitcoind.wallet import Wallet
 
 @dataclass
 class Node:
-    """Everything a handler may read or change: the chain, the one wallet, the method table."""
+    """Everything a handler may read or change: the chain, the loaded wallets, the method table.
+
+    ``wallet`` is the wallet the request being served addressed (``/wallet/<name>``); the server sets
+    it before each wallet method, which is safe because every RPC runs to completion on one loop.
+    """
 
     chain: Chain
     wallet: Wallet
+    wallets: dict[str, Wallet] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     methods: dict[str, Method] = field(default_factory=dict)
     left_ibd: bool = False

@@ -41,6 +41,7 @@ from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_MISC_ERROR,
     RPC_PARSE_ERROR,
     RPC_WALLET_NOT_FOUND,
+    RPC_WALLET_NOT_SPECIFIED,
     RpcError,
     bind,
     dumps,
@@ -52,8 +53,7 @@ from satworks.devnodes.bitcoind.wallet import Wallet
 
 log = logging.getLogger("satworks.devnodes.bitcoind")
 
-WALLET_NAME = "satworks"
-WALLET_URL_NAMES = {"", WALLET_NAME}  # "/wallet/" and "/wallet/satworks" reach the one wallet
+WALLET_NAME = "satworks"  # the wallet loaded at start; "/wallet/" (Core's unnamed default) reaches it too
 WARMUP_STATUS = "Loading wallet…"
 NOTIFY_TIMEOUT_S = 5.0
 NOTIFY_WORKERS = 4
@@ -131,7 +131,8 @@ class BitcoindSim:
     def __init__(self, config: BitcoindConfig) -> None:
         self.config = config
         chain = Chain()
-        self.node = Node(chain, Wallet(chain, WALLET_NAME))
+        wallet = Wallet(chain, WALLET_NAME)
+        self.node = Node(chain, wallet, {WALLET_NAME: wallet})
         self.node.methods = {**chain_rpc.registry.methods, **wallet_rpc.registry.methods}
         self._credentials = f"{config.rpc_user}:{config.rpc_password}".encode()
         self._warm_until = 0.0
@@ -284,8 +285,8 @@ class BitcoindSim:
         if method is None:
             raise RpcError(RPC_METHOD_NOT_FOUND, "Method not found")
         params = bind(method.name, method.args, request.params)
-        if method.wallet and wallet is not None and wallet not in WALLET_URL_NAMES:
-            raise RpcError(RPC_WALLET_NOT_FOUND, "Requested wallet does not exist or is not loaded")
+        if method.wallet:
+            self.node.wallet = self._wallet(wallet)
         before = self._wallet_states() if method.mutates else None
         try:
             return method.handler(self.node, params)
@@ -298,25 +299,40 @@ class BitcoindSim:
             if before is not None:
                 self._announce(before)
 
+    def _wallet(self, name: str | None) -> Wallet:
+        """Core's ``GetWalletForJSONRPCRequest``: the URL's wallet, else the only one loaded."""
+        wallets = self.node.wallets
+        if name is not None:
+            found = wallets.get(name or WALLET_NAME)
+            if found is None:
+                raise RpcError(RPC_WALLET_NOT_FOUND, "Requested wallet does not exist or is not loaded")
+            return found
+        if len(wallets) > 1:
+            raise RpcError(
+                RPC_WALLET_NOT_SPECIFIED,
+                "Wallet file not specified (must request wallet RPC through /wallet/<filename> uri-path).",
+            )
+        return next(iter(wallets.values()))
+
     # ---- notifications
 
-    def _wallet_states(self) -> dict[str, str]:
-        wallet = self.node.wallet
-        return {txid: wallet.state_key(txid) for txid in wallet.txs}
+    def _wallet_states(self) -> dict[tuple[str, str], str]:
+        return {(w.name, txid): w.state_key(txid) for w in self.node.wallets.values() for txid in w.txs}
 
-    def _announce(self, before: dict[str, str]) -> None:
-        chain, wallet = self.node.chain, self.node.wallet
+    def _announce(self, before: dict[tuple[str, str], str]) -> None:
+        chain = self.node.chain
         if self.config.walletnotify_url:
-            for txid in wallet.txs:
-                if before.get(txid) != wallet.state_key(txid):
-                    block = chain.block_of(txid)
-                    url = (
-                        self.config.walletnotify_url.replace("%s", txid)
-                        .replace("%w", wallet.name)
-                        .replace("%b", block.hash if block else "unconfirmed")
-                        .replace("%h", str(block.height) if block else "-1")
-                    )
-                    self._queue.put_nowait(url)
+            for wallet in self.node.wallets.values():
+                for txid in wallet.txs:
+                    if before.get((wallet.name, txid)) != wallet.state_key(txid):
+                        block = chain.block_of(txid)
+                        url = (
+                            self.config.walletnotify_url.replace("%s", txid)
+                            .replace("%w", wallet.name)
+                            .replace("%b", block.hash if block else "unconfirmed")
+                            .replace("%h", str(block.height) if block else "-1")
+                        )
+                        self._queue.put_nowait(url)
         tips, chain.tip_changes = chain.tip_changes, []
         if self.config.blocknotify_url:
             for i, tip in enumerate(tips):

@@ -258,8 +258,9 @@ class Wallet:
         wtx.comment, wtx.to = comment or None, to or None
         return tx.txid
 
-    def bump_fee(self, txid: str, fee_rate: int | None) -> dict[str, Any]:
-        """Core's ``bumpfee``: same inputs and payments, a higher fee, the change pays for it."""
+    def bump_fee(self, txid: str, fee_rate: int | None, payments: list[TxOut] | None = None) -> dict[str, Any]:
+        """Core's ``bumpfee``: same inputs, the same payments (or ``payments``), a higher fee, the change
+        pays for it."""
         wtx = self.txs.get(txid)
         if wtx is None:
             raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid or non-wallet transaction id")
@@ -291,7 +292,8 @@ class Wallet:
                 f"{format_btc(minimum)} (oldFee {format_btc(old_fee)} + incrementalFee {format_btc(tx.vsize)})",
             )
         preset = [Coin(op, self.txs[op.txid].tx.outputs[op.vout].value, self.depth(op.txid)) for op in tx.inputs]
-        payments = [o for o in tx.outputs if o.address not in self.change]
+        if payments is None:
+            payments = [o for o in tx.outputs if o.address not in self.change]
         replacement = self._finish(self._fund(payments, subtract_fee=False, fee_rate=fee_rate, preset=preset), True)
         self._commit(replacement, replace=True)
         new = self.txs[replacement.txid]

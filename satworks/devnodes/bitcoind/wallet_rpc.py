@@ -14,6 +14,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from satworks.devnodes.bitcoind.chain import TxOut
 from satworks.devnodes.bitcoind.chain_rpc import decode_tx
 from satworks.devnodes.bitcoind.jsonrpc import (
     RPC_INVALID_ADDRESS_OR_KEY,
@@ -199,7 +200,30 @@ def sendtoaddress(node: Node, params: list[Any]) -> object:
 def bumpfee(node: Node, params: list[Any]) -> object:
     options = params[1] or {}
     txid = parse_hash(params[0], "txid")
-    return node.wallet.bump_fee(txid, _fee_rate(options.get("fee_rate")))
+    outputs = options.get("outputs")
+    payments = None if outputs is None else _outputs(outputs)
+    return node.wallet.bump_fee(txid, _fee_rate(options.get("fee_rate")), payments)
+
+
+def _outputs(value: object) -> list[TxOut]:
+    """``bumpfee``'s ``outputs`` option (Core 24+): ``{address: amount}`` or a list of such objects; they
+    replace the original's payments (e.g. a payer taking a payment back to itself)."""
+    items = value if isinstance(value, list) else [value]
+    objects = [item for item in items if isinstance(item, dict)]
+    if len(objects) != len(items):
+        raise RpcError(RPC_TYPE_ERROR, "outputs must be an object or an array of objects")
+    pairs = [pair for item in objects for pair in item.items()]
+    if not pairs:
+        raise RpcError(RPC_INVALID_PARAMETER, "Invalid parameter, output argument cannot be an empty array")
+    seen: set[str] = set()
+    payments = []
+    for raw, amount in pairs:
+        address = _address(raw, f"Invalid Bitcoin address: {raw}")
+        if address in seen:
+            raise RpcError(RPC_INVALID_PARAMETER, f"Invalid parameter, duplicated address: {raw}")
+        seen.add(address)
+        payments.append(TxOut(address, parse_amount(amount)))
+    return payments
 
 
 @registry.method("abandontransaction", Arg("txid", "string", required=True), mutates=True)
@@ -412,4 +436,28 @@ def getwalletinfo(node: Node, params: list[Any]) -> object:
 
 @registry.method("listwallets", wallet=False)
 def listwallets(node: Node, params: list[Any]) -> object:
-    return [node.wallet.name]
+    return list(node.wallets)
+
+
+@registry.method(
+    "createwallet",
+    Arg("wallet_name", "string", required=True),
+    Arg("disable_private_keys", "bool"),
+    Arg("blank", "bool"),
+    Arg("passphrase", "string"),
+    Arg("avoid_reuse", "bool"),
+    Arg("descriptors", "bool"),
+    Arg("load_on_startup", "bool"),
+    Arg("external_signer", "bool"),
+    wallet=False,
+)
+def createwallet(node: Node, params: list[Any]) -> object:
+    """A new empty wallet, loaded: e.g. a customer's wallet paying the shop's, as on a regtest setup."""
+    name = params[0]
+    if name in node.wallets or name == "":
+        raise RpcError(
+            RPC_WALLET_ERROR,
+            f"Wallet file verification failed. Failed to create database path '{name}'. Database already exists.",
+        )
+    node.wallets[name] = Wallet(node.chain, name)
+    return {"name": name, "warnings": []}

@@ -66,6 +66,20 @@ class SinceBlock:
 
 
 @dataclass(frozen=True)
+class ChainTip:
+    """A block without children (or the active tip) and how far its branch reaches back."""
+
+    hash: str
+    height: int
+    branch_length: int  # blocks between it and the active chain; 0 for the active tip
+    status: str  # active, valid-fork, valid-headers, headers-only, invalid
+
+    def off_chain_at(self, height: int) -> bool:
+        """Whether this branch holds a block at ``height`` that is not in the active chain."""
+        return self.status != "active" and self.height - self.branch_length < height <= self.height
+
+
+@dataclass(frozen=True)
 class BlockHeader:
     hash: str
     height: int

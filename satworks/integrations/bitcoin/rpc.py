@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from satworks.errors import PermanentError
-from satworks.integrations.bitcoin.records import BlockHeader, Receive, SinceBlock, SinceEntry, WalletTx
+from satworks.integrations.bitcoin.records import BlockHeader, ChainTip, Receive, SinceBlock, SinceEntry, WalletTx
 from satworks.integrations.bitcoin.transport import JsonRpc, RpcError
 from satworks.payments.amounts import btc_to_sat
 
@@ -43,8 +43,9 @@ class BitcoinRpc:
     Safe to share between threads (one connection per thread). Every call has ``timeout_s``.
     """
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
-        self._rpc = JsonRpc(url, timeout_s=timeout_s)
+    def __init__(self, url: str, *, timeout_s: float, transport: JsonRpc | None = None) -> None:
+        """``transport`` replaces the JSON-RPC transport built from ``url`` (tests observe calls with it)."""
+        self._rpc = transport or JsonRpc(url, timeout_s=timeout_s)
 
     @property
     def calls(self) -> int:
@@ -163,6 +164,14 @@ class BitcoinRpc:
         if not isinstance(count, int) or isinstance(count, bool):
             raise BadAnswer(f"getblockcount answered {type(count).__name__}")
         return count
+
+    def chain_tips(self) -> tuple[ChainTip, ...]:
+        """Every branch the node knows: a block off the active chain lies on one of them."""
+        answer = self._rpc.call("getchaintips", read_only=True)
+        with _reading("getchaintips"):
+            return tuple(
+                ChainTip(str(t["hash"]), int(t["height"]), int(t["branchlen"]), str(t["status"])) for t in answer
+            )
 
     def get_block_hash(self, height: int) -> str | None:
         """Hash of the active chain's block at ``height`` (64 lowercase hex digits); None above the tip
