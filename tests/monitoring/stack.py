@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from satworks.db import apps
 from satworks.db.engine import sync_engine
 from satworks.db.migrate import ensure_database, upgrade
-from satworks.devnodes.bitcoind import BitcoindConfig
+from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.settings import Settings
 from tests.integration.bitcoind_fixtures import BitcoindNode
 from tests.support import ROOT, WorkerProcess, free_port, settings_env, wait_until
