@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 
 from satworks.http import context as ctx
 from satworks.http.app import create_app
@@ -237,3 +238,55 @@ async def test_a_stranded_request_is_sent_again_with_growing_gaps_not_every_swee
     age("11 minutes", "6 minutes")  # stuck 5 min at the last re-send, 6 min ago: due
     await sweep()
     assert requeued_at() > first
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"confirmations": 1}, "confirmations"),
+        ({"address": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"}, "address"),
+        ({"payment_tolerance": 1}, "payment_tolerance"),
+        ({"monitoring_s": 60}, "monitoring_s"),
+        ({"memo": "é" * 320}, "memo"),  # 320 characters, 640 bytes: one over BOLT11's 639
+        ({"amount_sat": 100_000 * 100_000_000 + 1}, "amount_sat"),
+    ],
+)
+async def test_lightning_request_refuses_what_an_invoice_cannot_hold_with_422_and_stores_nothing(
+    api: Any, auth: Any, key: str, settings: Any, body: dict[str, Any], where: str
+) -> None:
+    response = await create(api, auth, **{"method": "lightning", "amount_sat": 1_000, **body})
+    assert response.status == 422
+    error = await response.json()
+    assert_error(error, "validation_failed")
+    assert where in json.dumps(error)
+    assert payments_of(settings, key) == 0
+
+
+async def test_lightning_request_stuck_in_creating_gets_its_invoice_job_again(
+    api: Any, auth: Any, settings: Any
+) -> None:
+    response = await create(api, auth, method="lightning", amount_sat=1_000, memo="é" * 319)
+    assert response.status == 202
+    payment = await response.json()
+    assert (payment["method"], payment["required_confirmations"], payment["monitoring_s"]) == ("lightning", 0, 0)
+    with psycopg.connect(db_dsn(settings)) as conn:
+        conn.execute(
+            "UPDATE payment_requests SET created_at = now() - interval '5 minutes' WHERE id = %s", (payment["id"],)
+        )
+    assert invoice_jobs(settings, payment["id"]) == 1  # the first one, never run: no worker here
+    intake = api.server.app[ctx.INTAKE]
+    moved = await requeue_stranded_payments(
+        intake.engine, intake.client, older_than_s=60, queue_prefix=settings.queue_prefix, max_gap_s=900
+    )
+    assert moved >= 1
+    assert invoice_jobs(settings, payment["id"]) == 2
+
+
+def invoice_jobs(settings: Any, payment_id: str) -> int:
+    """``lightning.create_invoice`` messages for ``payment_id`` waiting on ``critical``."""
+    client = redis.Redis.from_url(settings.effective_broker_url)
+    try:
+        messages = [json.loads(m) for m in client.hvals(f"satworks:{settings.queue_prefix}critical.msgs")]
+    finally:
+        client.close()
+    return sum(1 for m in messages if m["actor_name"] == "lightning.create_invoice" and m["args"] == [payment_id])
