@@ -24,5 +24,11 @@ def run(ctx: JobContext, payload: SweepPayload) -> dict[str, object]:
 
 
 LIGHTNING_SWEEP = JobType(
-    name="lightning_sweep", payload=SweepPayload, run=run, default_priority="high", max_retries=3, min_backoff_ms=500
+    name="lightning_sweep",
+    payload=SweepPayload,
+    run=run,
+    default_priority="high",
+    max_retries=3,
+    min_backoff_ms=500,
+    internal=True,
 )
