@@ -3,7 +3,8 @@
 For each system (bare aiohttp, bench/baseline_aiohttp.py, and ``satworks web``, each with 1 and with 2
 processes on one port) in one run:
 
-  peak       wrk (closed loop, 64 connections): req/s, p50, p99
+  peak       wrk (closed loop, 64 connections): req/s, p50, p99, and the server's CPU time per request
+             (all its processes, from /proc: steadier than req/s on a shared machine)
   open loop  a paced generator at ``--load`` (50 %) of that system's measured peak: requests leave on a
              fixed schedule whatever the answers do, spread over 64 pipelined connections, and each
              latency counts from the request's *scheduled* time (no coordinated omission, as wrk2):
@@ -55,6 +56,7 @@ from bench.harness import (
     executable,
     free_port,
     git_commit,
+    group_cpu_s,
     log,
     recreate_database,
     run_wrk,
@@ -87,6 +89,7 @@ class SystemResult:
     name: str
     processes: int
     peak: HttpResult
+    cpu_us_per_request: float  # the server's own CPU (all its processes) during the peak run, per request
     open_loop: OpenLoop
 
 
@@ -184,7 +187,10 @@ def measure(
 ) -> SystemResult:
     base = f"http://127.0.0.1:{port}"
     warm_up(base, token, cfg.warmup_requests)
+    server = f"{name}{processes}"
+    cpu_before = group_cpu_s(procs.pid(server))
     peak = run_wrk(cfg, f"{name}x{processes}", f"{base}/v1/jobs", token, procs.log_dir)
+    cpu_us = (group_cpu_s(procs.pid(server)) - cpu_before) / max(peak.requests, 1) * 1e6
     rate = peak.rps * args.load
     log(f"{name}x{processes}: open loop at {rate:,.0f} req/s for {args.seconds:.0f} s")
     result = asyncio.run(paced(port, token, rate, args.seconds))
@@ -195,7 +201,7 @@ def measure(
         f"{name}x{processes}: open loop sent {result.sent_rate:,.0f}/s, p50 {result.p50_ms:.2f} ms, "
         f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.1f} ms"
     )
-    return SystemResult(round_, name, processes, peak, result)
+    return SystemResult(round_, name, processes, peak, cpu_us, result)
 
 
 def run(args: argparse.Namespace, procs: Processes) -> list[SystemResult]:
@@ -249,14 +255,15 @@ def report(results: list[SystemResult], args: argparse.Namespace, busy: float) -
         f"{args.load:.0%} of each peak over {CONNECTIONS} pipelined connections; {args.rounds} round(s); "
         f"CPU busy before start {busy:.0%}, load average now {os.getloadavg()[0]:.2f}",
         "",
-        f"{'round':<6}{'system':<14}{'peak req/s':>11}{'p50 ms':>8}{'p99 ms':>8}  |{'paced/s':>9}{'sent/s':>9}"
+        f"{'round':<6}{'system':<14}{'peak req/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}  |"
+        f"{'paced/s':>9}{'sent/s':>9}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}",
     ]
     for r in results:
         o = r.open_loop
         lines.append(
             f"{r.round:<6}{r.name + ' x' + str(r.processes):<14}{r.peak.rps:>11,.0f}{r.peak.p50_ms:>8.2f}"
-            f"{r.peak.p99_ms:>8.2f}  |{o.rate:>9,.0f}{o.sent_rate:>9,.0f}"
+            f"{r.peak.p99_ms:>8.2f}{r.cpu_us_per_request:>11,.0f}  |{o.rate:>9,.0f}{o.sent_rate:>9,.0f}"
             f"{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}{o.max_ms:>8.1f}"
         )
     lines.append("")
@@ -275,6 +282,18 @@ def report(results: list[SystemResult], args: argparse.Namespace, busy: float) -
                 f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})   target >= 0.40: "
                 f"{'met' if median >= 0.40 else 'NOT met'}"
             )
+    cpu = [
+        by[k, "bare", n].cpu_us_per_request / by[k, "satworks", n].cpu_us_per_request
+        for k in rounds
+        for n in args.processes
+        if (k, "satworks", n) in by and (k, "bare", n) in by
+    ]
+    if cpu:
+        lines.append(
+            f"  bare / satworks server CPU per request: median {statistics.median(cpu):.2f} "
+            f"(all rounds and process counts: {', '.join(f'{x:.2f}' for x in cpu)}); the req/s ratio a "
+            "CPU-bound server would reach with the cores to itself (Postgres and Redis CPU not counted)"
+        )
     for n in args.processes:
         p99s = [by[k, "satworks", n].open_loop.p99_ms for k in rounds if (k, "satworks", n) in by]
         if p99s:
