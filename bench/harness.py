@@ -163,6 +163,10 @@ class Processes:
                 start_new_session=True,
             )
 
+    def pid(self, name: str) -> int:
+        """The leader's pid, which is also its process group's id (each starts its own session)."""
+        return self._running[name].pid
+
     def check_alive(self, name: str) -> None:
         proc = self._running[name]
         if _exited(proc.pid):
@@ -491,6 +495,19 @@ def cpu_busy(sample_s: float = 1.0) -> float:
     time.sleep(sample_s)
     total1, idle1 = totals()
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group ``pgid``."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def git_commit() -> str:

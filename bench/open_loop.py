@@ -3,17 +3,20 @@
 For each system (bare aiohttp, bench/baseline_aiohttp.py, and ``satworks web``, each with 1 and with 2
 processes on one port) in one run:
 
-  peak       wrk (closed loop, 64 connections): req/s, p50, p99
+  peak       wrk (closed loop, 64 connections): req/s, p50, p99, and the server's CPU time per request
+             (all its processes, from /proc: steadier than req/s on a shared machine)
   open loop  a paced generator at ``--load`` (50 %) of that system's measured peak: requests leave on a
              fixed schedule whatever the answers do, spread over 64 pipelined connections, and each
              latency counts from the request's *scheduled* time (no coordinated omission, as wrk2):
              p50, p99, max, and the rate actually sent
 
-then the ratios satworks / bare (1 vs 1, 2 vs 2). Exits 1 on any non-2xx answer or a jobs count that
-does not match the 202s; never on a figure. The generator is one Python process on the same cores:
-at the bare servers' rates it is itself a limit (the sent rate shows it).
+then the ratios satworks / bare (1 vs 1, 2 vs 2). ``--rounds R`` repeats the whole sequence, interleaved,
+and gives the ratios per round and their median (on a shared machine a round's four figures are
+minutes apart at most, and the spread between rounds shows the noise). Exits 1 on any non-2xx
+answer or a jobs count that does not match the 202s; never on a figure. The generator is one Python
+process on the same cores: at the bare servers' rates it is itself a limit (the sent rate shows it).
 
-    .venv/bin/python bench/open_loop.py [--seconds 3] [--load 0.5] [--processes 1,2] [--json F]
+    .venv/bin/python bench/open_loop.py [--seconds 3] [--load 0.5] [--processes 1,2] [--rounds 1] [--json F]
 
 Touches: Postgres database ``satworks_bench_openloop`` (dropped and recreated), Redis DB 14 keys of
 this run's own queue prefix only (deleted at the end), free local ports.
@@ -26,6 +29,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -52,6 +56,7 @@ from bench.harness import (
     executable,
     free_port,
     git_commit,
+    group_cpu_s,
     log,
     recreate_database,
     run_wrk,
@@ -80,9 +85,11 @@ class OpenLoop:
 
 @dataclasses.dataclass
 class SystemResult:
+    round: int
     name: str
     processes: int
     peak: HttpResult
+    cpu_us_per_request: float  # the server's own CPU (all its processes) during the peak run, per request
     open_loop: OpenLoop
 
 
@@ -169,11 +176,21 @@ async def paced(port: int, token: str, rate: float, seconds: float) -> OpenLoop:
 
 
 def measure(
-    cfg: Config, args: argparse.Namespace, procs: Processes, name: str, processes: int, port: int, token: str
+    cfg: Config,
+    args: argparse.Namespace,
+    procs: Processes,
+    name: str,
+    processes: int,
+    port: int,
+    token: str,
+    round_: int,
 ) -> SystemResult:
     base = f"http://127.0.0.1:{port}"
     warm_up(base, token, cfg.warmup_requests)
+    server = f"{name}{processes}"
+    cpu_before = group_cpu_s(procs.pid(server))
     peak = run_wrk(cfg, f"{name}x{processes}", f"{base}/v1/jobs", token, procs.log_dir)
+    cpu_us = (group_cpu_s(procs.pid(server)) - cpu_before) / max(peak.requests, 1) * 1e6
     rate = peak.rps * args.load
     log(f"{name}x{processes}: open loop at {rate:,.0f} req/s for {args.seconds:.0f} s")
     result = asyncio.run(paced(port, token, rate, args.seconds))
@@ -184,7 +201,7 @@ def measure(
         f"{name}x{processes}: open loop sent {result.sent_rate:,.0f}/s, p50 {result.p50_ms:.2f} ms, "
         f"p99 {result.p99_ms:.2f} ms, max {result.max_ms:.1f} ms"
     )
-    return SystemResult(name, processes, peak, result)
+    return SystemResult(round_, name, processes, peak, cpu_us, result)
 
 
 def run(args: argparse.Namespace, procs: Processes) -> list[SystemResult]:
@@ -196,13 +213,13 @@ def run(args: argparse.Namespace, procs: Processes) -> list[SystemResult]:
     results: list[SystemResult] = []
     accepted = 0
     try:
-        for processes in args.processes:
+        for round_, processes in ((r, n) for r in range(1, args.rounds + 1) for n in args.processes):
             port = free_port()
             name = f"bare{processes}"
             argv = [sys.executable, str(BENCH / "baseline_aiohttp.py"), "--port", str(port)]
             procs.start(name, [*argv, "--processes", str(processes)], {**os.environ})
             wait_http_ok(procs, name, f"http://127.0.0.1:{port}/health")
-            results.append(measure(cfg, args, procs, "bare", processes, port, "bench"))
+            results.append(measure(cfg, args, procs, "bare", processes, port, "bench", round_))
             procs.stop(name)
 
             port = free_port()
@@ -210,7 +227,7 @@ def run(args: argparse.Namespace, procs: Processes) -> list[SystemResult]:
             web_env = {**env, "SATWORKS_HTTP_PORT": str(port)}
             procs.start(name, [executable("satworks"), "web", "--processes", str(processes)], web_env)
             wait_http_ok(procs, name, f"http://127.0.0.1:{port}/health")
-            result = measure(cfg, args, procs, "satworks", processes, port, token)
+            result = measure(cfg, args, procs, "satworks", processes, port, token, round_)
             procs.check_alive(name)
             accepted += cfg.warmup_requests + result.peak.ok + result.open_loop.statuses.get("202", 0)
             results.append(result)
@@ -218,7 +235,7 @@ def run(args: argparse.Namespace, procs: Processes) -> list[SystemResult]:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DB}", autocommit=True) as conn:
             rows = wait_stable_count(conn)
         log(f"jobs rows {rows}, 202s counted {accepted} (+ up to {CONNECTIONS} per wrk run in flight at its end)")
-        if not accepted <= rows <= accepted + CONNECTIONS * len(args.processes):
+        if not accepted <= rows <= accepted + CONNECTIONS * len(args.processes) * args.rounds:
             raise BenchError(f"jobs rows {rows} do not match the 202s answered ({accepted})")
     finally:
         client = redis.Redis.from_url(REDIS_URL)
@@ -235,38 +252,64 @@ def report(results: list[SystemResult], args: argparse.Namespace, busy: float) -
         "",
         f"intake peak & open-loop latency  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  commit {git_commit()}",
         f"wrk {round(args.seconds)} s x {CONNECTIONS} connections; open loop {args.seconds:.0f} s at "
-        f"{args.load:.0%} of each peak over {CONNECTIONS} pipelined connections; CPU busy before start "
-        f"{busy:.0%}, load average {os.getloadavg()[0]:.2f}",
+        f"{args.load:.0%} of each peak over {CONNECTIONS} pipelined connections; {args.rounds} round(s); "
+        f"CPU busy before start {busy:.0%}, load average now {os.getloadavg()[0]:.2f}",
         "",
-        f"{'system':<14}{'peak req/s':>11}{'p50 ms':>8}{'p99 ms':>8}  |{'paced/s':>9}{'sent/s':>9}"
+        f"{'round':<6}{'system':<14}{'peak req/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}  |"
+        f"{'paced/s':>9}{'sent/s':>9}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}",
     ]
     for r in results:
         o = r.open_loop
         lines.append(
-            f"{r.name + ' x' + str(r.processes):<14}{r.peak.rps:>11,.0f}{r.peak.p50_ms:>8.2f}{r.peak.p99_ms:>8.2f}  |"
-            f"{o.rate:>9,.0f}{o.sent_rate:>9,.0f}{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}{o.max_ms:>8.1f}"
+            f"{r.round:<6}{r.name + ' x' + str(r.processes):<14}{r.peak.rps:>11,.0f}{r.peak.p50_ms:>8.2f}"
+            f"{r.peak.p99_ms:>8.2f}{r.cpu_us_per_request:>11,.0f}  |{o.rate:>9,.0f}{o.sent_rate:>9,.0f}"
+            f"{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}{o.max_ms:>8.1f}"
         )
     lines.append("")
-    by = {(r.name, r.processes): r for r in results}
+    by = {(r.round, r.name, r.processes): r for r in results}
+    rounds = range(1, args.rounds + 1)
     for n in args.processes:
-        bare, ours = by.get(("bare", n)), by.get(("satworks", n))
-        if bare and ours:
-            ratio = ours.peak.rps / bare.peak.rps
+        ratios = [
+            by[k, "satworks", n].peak.rps / by[k, "bare", n].peak.rps
+            for k in rounds
+            if (k, "satworks", n) in by and (k, "bare", n) in by
+        ]
+        if ratios:
+            median = statistics.median(ratios)
             lines.append(
-                f"  satworks / bare req/s, {n} vs {n} processes = {ratio:.2f}   target >= 0.40: "
-                f"{'met' if ratio >= 0.40 else 'NOT met'}"
+                f"  satworks / bare req/s, {n} vs {n} processes: median {median:.2f} "
+                f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})   target >= 0.40: "
+                f"{'met' if median >= 0.40 else 'NOT met'}"
             )
+    cpu = [
+        by[k, "bare", n].cpu_us_per_request / by[k, "satworks", n].cpu_us_per_request
+        for k in rounds
+        for n in args.processes
+        if (k, "satworks", n) in by and (k, "bare", n) in by
+    ]
+    if cpu:
+        lines.append(
+            f"  bare / satworks server CPU per request: median {statistics.median(cpu):.2f} "
+            f"(all rounds and process counts: {', '.join(f'{x:.2f}' for x in cpu)}); the req/s ratio a "
+            "CPU-bound server would reach with the cores to itself (Postgres and Redis CPU not counted)"
+        )
     for n in args.processes:
-        ours = by.get(("satworks", n))
-        if ours:
-            p99 = ours.open_loop.p99_ms
+        p99s = [by[k, "satworks", n].open_loop.p99_ms for k in rounds if (k, "satworks", n) in by]
+        if p99s:
+            median = statistics.median(p99s)
             lines.append(
-                f"  satworks x{n} open-loop p99 = {p99:.2f} ms   target < {TARGET_P99_MS:.0f} ms: "
-                f"{'met' if p99 < TARGET_P99_MS else 'NOT met'}"
+                f"  satworks x{n} open-loop p99: median {median:.2f} ms (rounds: "
+                f"{', '.join(f'{x:.1f}' for x in p99s)})   target < {TARGET_P99_MS:.0f} ms: "
+                f"{'met' if median < TARGET_P99_MS else 'NOT met'}"
             )
-    if ("satworks", 1) in by and ("satworks", 2) in by:
-        lines.append(f"  satworks x2 / x1 req/s = {by['satworks', 2].peak.rps / by['satworks', 1].peak.rps:.2f}")
+    scaling = [
+        by[k, "satworks", 2].peak.rps / by[k, "satworks", 1].peak.rps
+        for k in rounds
+        if (k, "satworks", 1) in by and (k, "satworks", 2) in by
+    ]
+    if scaling:
+        lines.append(f"  satworks x2 / x1 req/s: median {statistics.median(scaling):.2f}")
     return "\n".join(lines)
 
 
@@ -275,6 +318,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="wrk and open-loop duration per system")
     parser.add_argument("--load", type=float, default=0.5, help="open-loop rate as a share of the measured peak")
     parser.add_argument("--processes", default="1,2", help="process counts to compare, e.g. 1,2")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every system, interleaved")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     args.processes = [int(n) for n in args.processes.split(",")]

@@ -31,6 +31,8 @@ async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
+    except ConnectionResetError as exc:  # the client went away mid-body: its request, not our error
+        raise BadRequest("the connection closed before the body was complete") from exc
 
 
 def parse_json(raw: bytes) -> Any:

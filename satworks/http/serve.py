@@ -13,6 +13,7 @@ never scanned again, so a full collection no longer walks them and stops setting
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -23,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -38,6 +40,9 @@ MIN_UPTIME_S = 5.0
 
 STOP_GRACE_S = 30.0
 """How long the parent waits for its processes to finish their requests after SIGTERM."""
+
+PARENT_CHECK_S = 1.0
+"""How often a serving process checks that its parent still runs."""
 
 
 def serve(settings: Settings, processes: int) -> int:
@@ -64,6 +69,8 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None) 
 
     app = create_app(settings, multiprocess_dir=None if metrics_dir is None else str(metrics_dir))
     app.on_startup.append(_freeze_gc)  # after the resources opened by cleanup_ctx
+    if reuse_port:
+        app.cleanup_ctx.append(_exit_with_parent)
     web.run_app(
         app,
         host=settings.http_host,
@@ -77,6 +84,22 @@ def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None) 
 async def _freeze_gc(app: object) -> None:
     gc.collect()
     gc.freeze()
+
+
+async def _exit_with_parent(app: object) -> AsyncIterator[None]:
+    """A serving process whose parent is gone (killed) stops itself: left running, it would keep the
+    port and answer beside a restarted ``satworks web``, with old code and settings."""
+    parent = os.getppid()
+
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_S)
+        log.warning("web supervisor gone: stopping", extra={"action": "web_parent_gone"})
+        os.kill(os.getpid(), signal.SIGTERM)  # aiohttp's graceful shutdown
+
+    task = asyncio.create_task(watch())
+    yield
+    task.cancel()
 
 
 class _Supervisor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -32,6 +33,14 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its new parent to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of the one sample of ``name`` with these labels (in any order) in ``/metrics`` text."""
     values = [
@@ -58,9 +67,9 @@ def web(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     try:
         yield proc, base
     finally:
-        if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # the whole group: children outlive a killed parent
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        proc.wait(timeout=10)
 
 
 def test_two_processes_share_the_port_count_requests_together_and_stop_on_sigterm(
@@ -89,6 +98,18 @@ def test_two_processes_share_the_port_count_requests_together_and_stop_on_sigter
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=40) == 0
     assert not [pid for pid in serving if Path(f"/proc/{pid}").exists()]  # stopped and reaped by the parent
+
+
+def test_the_serving_processes_stop_when_their_parent_is_killed(web: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, base = web
+    serving = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two web processes")
+    wait_until(lambda: _healthy(base), what="the port answering")
+
+    proc.kill()  # the parent only: SIGKILL leaves it no time to stop its children
+    proc.wait(timeout=10)
+
+    wait_until(lambda: not [pid for pid in serving if alive(pid)], what="the orphaned web processes stopping")
+    assert not _healthy(base)
 
 
 def _healthy(base: str) -> bool:
