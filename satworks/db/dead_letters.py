@@ -3,9 +3,8 @@
 
 A requeue moves the job back to ``queued`` in the same row (same id, ``attempts`` kept, ``crashes``
 reset so a crash-looped job is not dead-lettered again at its first claim) and writes a
-``job_requeued`` audit row, in one transaction that stays open until the caller has handed the
-messages to the broker (``requeued``): a broker failure rolls everything back, and a message that
-reaches a worker before the commit waits on the row lock, then finds the job ``queued``.
+``job_requeued`` audit row once the caller has handed the messages to the broker (``requeued``);
+a broker failure puts the jobs back as they were.
 """
 
 from __future__ import annotations
@@ -105,15 +104,26 @@ async def requeued(
     actor: str,
     client_address: str | None,
 ) -> AsyncIterator[list[JobRecord]]:
-    """Move up to ``limit`` matching dead letters (or the one ``job_id``) back to ``queued`` and audit
-    each, yielding their records; committed when the block exits normally, rolled back if it raises.
+    """Move up to ``limit`` matching dead letters (or the one ``job_id``) back to ``queued``, committed,
+    and yield their records for the caller to send; then audit each. If the block raises (the broker
+    refused), each job still ``queued`` as we left it gets its old status back and nothing is audited.
+
+    Committed before the send, not after: a worker's claim reads the row as of its snapshot, so a
+    message that reached a worker before the commit would find the job still dead and be skipped
+    (Postgres re-checks a locked row only if its old version matched). A crash between the send and
+    the audit row loses that row, not the requeue.
 
     With ``job_id``, raises ``NotFound`` for no such job and ``Conflict`` when it is not a dead letter
     (any more). Bulk requeues skip rows another transaction holds (``SKIP LOCKED``)."""
     conds = which.conditions()
     if job_id is not None:
         conds.append(jobs.c.id == job_id)
-    picked = select(jobs.c.id, jobs.c.status.label("old_status")).where(*conds)
+    picked = select(
+        jobs.c.id,
+        jobs.c.status.label("old_status"),
+        jobs.c.finished_at.label("old_finished_at"),
+        jobs.c.crashes.label("old_crashes"),
+    ).where(*conds)
     if job_id is None:  # one job is found by its key; ordering it would walk the dead-letter index
         picked = picked.order_by(jobs.c.seq).limit(limit)
     picked_cte = picked.with_for_update(skip_locked=job_id is None).cte("picked")
@@ -121,29 +131,46 @@ async def requeued(
         update(jobs)
         .where(jobs.c.id == picked_cte.c.id)
         .values(status=JobStatus.QUEUED.value, crashes=0, finished_at=None, next_retry_at=None, enqueued=1)
-        .returning(*_RECORD_COLUMNS, picked_cte.c.old_status)
+        .returning(*_RECORD_COLUMNS, picked_cte.c.old_status, picked_cte.c.old_finished_at, picked_cte.c.old_crashes)
     )
     with db_errors():
         async with engine.begin() as conn:
             rows = (await conn.execute(move)).all()
             if job_id is not None and not rows:
                 await _refuse(conn, job_id)
-            moved = [_record(r[:-1]) for r in rows]
-            if moved:
-                bulk = job_id is None
-                trail = [
-                    audit.values(
-                        AuditKind.JOB_REQUEUED,
-                        actor=actor,
-                        app_id=job.app_id,
-                        subject_id=job.id,
-                        client_address=client_address,
-                        data={"from_status": row[-1], "type": job.type, "attempts": job.attempts, "bulk": bulk},
+    moved = [_record(r[:-3]) for r in rows]
+    try:
+        yield moved
+    except BaseException:
+        with db_errors():
+            async with engine.begin() as conn:
+                for job, row in zip(moved, rows, strict=True):
+                    await conn.execute(
+                        update(jobs)
+                        .where(
+                            jobs.c.id == job.id,
+                            jobs.c.status == JobStatus.QUEUED.value,
+                            jobs.c.attempts == job.attempts,
+                        )
+                        .values(status=row[-3], finished_at=row[-2], crashes=row[-1])
                     )
-                    for job, row in zip(moved, rows, strict=True)
-                ]
+        raise
+    if moved:
+        bulk = job_id is None
+        trail = [
+            audit.values(
+                AuditKind.JOB_REQUEUED,
+                actor=actor,
+                app_id=job.app_id,
+                subject_id=job.id,
+                client_address=client_address,
+                data={"from_status": row[-3], "type": job.type, "attempts": job.attempts, "bulk": bulk},
+            )
+            for job, row in zip(moved, rows, strict=True)
+        ]
+        with db_errors():
+            async with engine.begin() as conn:
                 await conn.execute(audit.entries(), trail)
-            yield moved
 
 
 async def _refuse(conn: AsyncConnection, job_id: uuid.UUID) -> None:

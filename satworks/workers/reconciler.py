@@ -17,8 +17,8 @@ lock) does three things, cheaply when there is nothing to repair:
    ``dead`` with ``OutcomeLost``. A message that still exists means a worker holds it or it was
    handed back after a crash: a claim will settle the job.
 
-**Exactly once in effect.** A new message carries the job's next *generation*, written in the same
-transaction (``jobs.generation``); a worker claims a job only with a message of its current
+**Exactly once in effect.** A new message carries the job's next *generation*, committed before the
+message is sent (``jobs.generation``); a worker claims a job only with a message of its current
 generation. Either the old message claimed the job first (then the reconciler's conditional UPDATE
 finds it no longer waiting and sends nothing) or the reconciler moved the generation first (then the
 old message, wherever it still is, is skipped). Every repair also names the attempt count it saw,
@@ -187,11 +187,12 @@ def _repair_waiting(res: WorkerResources, jobs: Sequence[Candidate], repairs: Re
     resend = [j for j in jobs if j not in too_old]
     with res.engine.begin() as conn:
         generations = db.requeue(conn, resend)
-        items = [
-            _message(j, generations[j.id], now, settings.default_max_age_ms) for j in resend if j.id in generations
-        ]
-        with broker_errors():
-            enqueue_many(res.broker, items)  # before the commit: a failed send leaves the old generation
+    items = [_message(j, generations[j.id], now, settings.default_max_age_ms) for j in resend if j.id in generations]
+    # After the commit: a worker's claim must see the new generation (one that read the old row would
+    # skip the message for good). A failed send leaves jobs whose generation has no message: the next
+    # run finds them again.
+    with broker_errors():
+        enqueue_many(res.broker, items)
     expired = []
     if too_old:
         with res.engine.begin() as conn:
