@@ -1,4 +1,4 @@
-"""The intake opened from settings: database, broker, the job batcher and the payment intake.
+"""The intake opened from settings: database, broker, the job batcher, the payment and draw intakes.
 
 The web process holds one for its lifetime; ``satworks enqueue`` opens one for a single job, so both
 submit through the very same code.
@@ -18,6 +18,7 @@ from satworks.broker.client import BrokerClient
 from satworks.db.engine import async_engine
 from satworks.db.jobs import NewJob
 from satworks.intake.batcher import IntakeBatcher
+from satworks.intake.draws import DrawIntake
 from satworks.intake.jobs import JobIntake
 from satworks.intake.payments import PaymentIntake
 from satworks.settings import Settings
@@ -29,6 +30,7 @@ class Intake:
     client: BrokerClient
     jobs: JobIntake
     payments: PaymentIntake
+    draws: DrawIntake
 
 
 @asynccontextmanager
@@ -55,11 +57,13 @@ async def open_intake(
         on_enqueued=on_enqueued,
     )
     payments = PaymentIntake(engine, client, queue_prefix=settings.queue_prefix, network=settings.bitcoin_network)
+    draws = DrawIntake(engine, client, settings)
     batcher.start()
     try:
-        yield Intake(engine, client, JobIntake(batcher, queue_prefix=settings.queue_prefix), payments)
+        yield Intake(engine, client, JobIntake(batcher, queue_prefix=settings.queue_prefix), payments, draws)
     finally:
         await batcher.stop()
+        draws.close()
         await client.aclose()
         await engine.dispose()
         executor.shutdown(wait=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
+from satworks.jobs.draws import DUE as DRAWS_DUE
 
-JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY,)}
+JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, DRAWS_DUE)}
 
 
 def max_age_ms(job_type: str, default_ms: int) -> int:

@@ -34,6 +34,8 @@ TASKS: dict[str, ScheduledTask] = {
     for task in (
         # Liveness of the whole path: scheduler → Postgres → broker → worker → Postgres.
         ScheduledTask("canary", job_type="canary", observe_latency=True),
+        # Draws move without node notifications too: the tip is read and due draws are run.
+        ScheduledTask("draws_due", job_type="draws.due"),
     )
 }
 

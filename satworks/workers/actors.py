@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from satworks.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
-from satworks.jobs.payments import PAYMENT_ACTORS, PaymentResources
+from satworks.jobs.payments import PAYMENT_ACTORS, InternalActor
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.status import Claim
@@ -51,9 +51,12 @@ def _runner(job: JobType, tracking: JobTracking, settings: Settings) -> Callable
     return run
 
 
-def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources) -> None:
-    """Payment actors run on the ``critical`` queue with retries for a node that cannot be asked."""
-    for internal in PAYMENT_ACTORS:
+def declare_internal_actors(
+    broker: dramatiq.Broker, resources: Any, actors: Sequence[InternalActor] = PAYMENT_ACTORS
+) -> None:
+    """Platform actors (payments, draws) run on the ``critical`` queue with retries for a node that cannot
+    be asked; ``resources`` (``PaymentResources``, ``DrawResources``) is passed to each run."""
+    for internal in actors:
         dramatiq.actor(  # type: ignore[call-overload]
             _discarding(internal.run, resources, internal.name),
             actor_name=internal.name,
@@ -67,7 +70,7 @@ def declare_internal_actors(broker: dramatiq.Broker, resources: PaymentResources
         )
 
 
-def _discarding(run: Callable[..., Any], resources: PaymentResources, name: str) -> Callable[..., None]:
+def _discarding(run: Callable[..., Any], resources: Any, name: str) -> Callable[..., None]:
     """The actor body: results (e.g. a sweep's counts) are for callers in-process, not for the broker."""
 
     def actor(*args: Any) -> None:

@@ -15,6 +15,7 @@ from satworks.broker.client import payment_sender
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.draws import DRAW_ACTORS, DrawResources
 from satworks.jobs.payments import PaymentResources
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
@@ -46,6 +47,7 @@ def build(settings: Settings) -> dramatiq.Broker:
     rpc = BitcoinRpc(settings.bitcoind_rpc_url, timeout_s=settings.bitcoind_rpc_timeout_s)
     payments_engine = sync_engine(settings.database_url, pool_size=4)
     declare_internal_actors(broker, PaymentResources(settings, payments_engine, rpc, enqueue))
+    declare_internal_actors(broker, DrawResources(settings, payments_engine, rpc, enqueue), DRAW_ACTORS)
     return broker
 
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from satworks.http.route import Route
-from satworks.http.routes import health, jobs, meta, payments, webhooks
+from satworks.http.routes import draw_pages, draws, health, jobs, meta, payments, webhooks
 
 
 def all_routes() -> list[Route]:
-    return [*health.ROUTES, *jobs.ROUTES, *payments.ROUTES, *webhooks.ROUTES, *meta.ROUTES]
+    return [
+        *health.ROUTES,
+        *jobs.ROUTES,
+        *payments.ROUTES,
+        *draws.ROUTES,
+        *draw_pages.ROUTES,
+        *webhooks.ROUTES,
+        *meta.ROUTES,
+    ]
