@@ -109,10 +109,12 @@ def move(
     _audit(conn, draw.id, draw.status, target, reason, block_hash, confirmations)
     if target in EVENT_FOR_STATUS:
         data = {"draw_id": str(draw.id), "raffle_id": draw.raffle_id, "status": str(target), "reason": reason}
-        conn.execute(
-            insert(app_events).values(app_id=draw.app_id, type=EVENT_FOR_STATUS[target], subject_id=draw.id, data=data)
-        )
+        add_event(conn, draw, EVENT_FOR_STATUS[target], data)
     return True
+
+
+def add_event(conn: Connection, draw: DrawRecord, kind: str, data: dict[str, Any]) -> None:
+    conn.execute(insert(app_events).values(app_id=draw.app_id, type=kind, subject_id=draw.id, data=data))
 
 
 def note_confirmations(conn: Connection, draw: DrawRecord, confirmations: int, now: datetime) -> None:

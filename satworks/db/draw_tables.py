@@ -59,6 +59,7 @@ draws = Table(
     Column("block_confirmations", Integer),
     Column("checked_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True)),
+    Column("checked_tip", BigInteger),  # the node's tip read by the intake after the commit
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('draws_seq')")),
     UniqueConstraint("app_id", "idempotency_key", name="draws_app_idempotency_key"),
     CheckConstraint(one_of("status", DrawStatus), name="draws_status_valid"),

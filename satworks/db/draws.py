@@ -1,7 +1,8 @@
 """Draw records, and the intake's and the API's side of them (async engine).
 
-Recording a draw writes its row, its frozen entries, the commit's audit row and the ``draw.committed``
-app event in one transaction; an idempotency key taken already inserts nothing. The jobs' guarded
+Recording a draw writes its row, its frozen entries and the commit's audit row in one transaction (an
+idempotency key taken already inserts nothing); ``mark_checked`` then stores the node's tip read after
+that commit, with the ``draw.committed`` app event. The jobs' guarded
 state moves and the one result are in ``db.draw_states``.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,6 +52,7 @@ class DrawRecord:
     block_confirmations: int | None
     checked_at: datetime | None
     completed_at: datetime | None
+    checked_tip: int | None  # the node's tip the intake read after the commit (below the beacon height)
     seq: int
     winners: list[dict[str, Any]] | None = None  # [{"id", "ticket"}] in draw order, from ``draw_results``
 
@@ -96,7 +98,7 @@ def draw_record(row: Any) -> DrawRecord:
 
 
 async def insert_draw(engine: AsyncEngine, new: NewDraw) -> DrawRecord | None:
-    """Record ``new`` as committed, with its entries, audit row and ``draw.committed`` event.
+    """Record ``new`` as committed, with its entries and audit row (the event follows ``mark_checked``).
 
     Returns None when the app's idempotency key is taken (nothing is written)."""
     values = {f.name: getattr(new, f.name) for f in dataclasses.fields(NewDraw)}
@@ -121,12 +123,30 @@ async def insert_draw(engine: AsyncEngine, new: NewDraw) -> DrawRecord | None:
                     draw_id=new.id, from_status=None, to_status=DrawStatus.COMMITTED, reason="entries committed"
                 )
             )
+    return record
+
+
+async def mark_checked(engine: AsyncEngine, draw: DrawRecord, tip: int) -> DrawRecord:
+    """The node's tip, read after the commit, is below the beacon height: remember it (the draw job
+    trusts it) and tell the app the draw is committed."""
+    with db_errors():
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(draws)
+                    .where(draws.c.id == draw.id, draws.c.status == DrawStatus.COMMITTED)
+                    .values(checked_tip=tip)
+                    .returning(*RECORD_COLUMNS)
+                )
+            ).first()
+            if row is None:  # the job got there first: it asked the node itself
+                return draw
             await conn.execute(
                 insert(app_events).values(
-                    app_id=new.app_id, type=COMMITTED_EVENT, subject_id=new.id, data=committed_event(record)
+                    app_id=draw.app_id, type=COMMITTED_EVENT, subject_id=draw.id, data=committed_event(draw)
                 )
             )
-    return record
+    return draw_record(row)
 
 
 def public_path(token: str) -> str:
@@ -145,7 +165,8 @@ def committed_event(draw: DrawRecord) -> dict[str, Any]:
 
 
 async def delete_unstarted(engine: AsyncEngine, draw_id: uuid.UUID) -> None:
-    """Undo a draw whose first message the broker refused (it is still ``committed``)."""
+    """Undo a draw the intake could not finish (the beacon height reached, the node or the broker down):
+    it is still ``committed``, and no job has moved it."""
     with db_errors():
         async with engine.begin() as conn:
             gone = await conn.execute(

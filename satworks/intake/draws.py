@@ -1,10 +1,11 @@
 """Submitting draws, the one way, and the draws' wake-up.
 
 ``DrawIntake.submit`` validates the body, freezes the entries and computes the commitment
-(``draws.submission.prepare_draw``), asks the node for its tip and refuses (422) a beacon height the
-chain has reached, records the draw and sends its first ``draws.run``. That job asks the node again,
-after the commit, and refuses the draw if the block was mined meanwhile: only a tip read after the
-entries were stored proves nobody knew the block's hash when they were fixed.
+(``draws.submission.prepare_draw``), records the draw, then asks the node for its tip: only a tip read
+after the entries were stored proves nobody knew the beacon block's hash when they were fixed. A
+beacon height the chain has reached is 422 and the draw is deleted again (as when the node or the
+broker cannot be reached: 503); otherwise the tip is stored with the draw and its first ``draws.run``
+is sent.
 
 Bodies above ``INLINE_MAX_BYTES`` are prepared in a separate process: parsing and sorting a million
 entries are single C calls of a second or more that hold the GIL, which a thread would not keep off
@@ -117,7 +118,6 @@ class DrawIntake:
             if existing is not None:
                 idempotency.check_replay("draw", existing.id, existing.request_hash, prepared.request_hash)
                 return existing, True
-        await self._check_beacon(prepared)
         stored = await draws_db.insert_draw(self._engine, self._new_draw(app_id, prepared, key))
         if stored is None:  # the key was taken meanwhile: a replay, or a conflict
             assert key is not None
@@ -127,12 +127,15 @@ class DrawIntake:
             idempotency.check_replay("draw", existing.id, existing.request_hash, prepared.request_hash)
             return existing, True
         stored_at = time.monotonic()
-        enqueued = False
+        finished = False
         try:
+            # Asked after the commit: a tip below the beacon height now was below it when the entries were fixed.
+            tip = await self._tip_below(prepared)
+            stored = await draws_db.mark_checked(self._engine, stored, tip)
             await self._send(payment_message(RUN, (str(stored.id),), self._prefix))
-            enqueued = True
+            finished = True
         finally:
-            if not enqueued:  # the broker refused: undo the draw
+            if not finished:  # the beacon height reached, the node or the broker down: nothing is kept
                 await draws_db.delete_unstarted(self._engine, stored.id)
         log.info(
             "draw committed",
@@ -179,9 +182,9 @@ class DrawIntake:
             self._pool = ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    async def _check_beacon(self, prepared: PreparedDraw) -> None:
-        """Refuse a beacon height the node's chain has reached (one ``getblockcount``, in a thread; a node
-        that cannot be asked is ``NodeUnavailable``, 503, and nothing is stored)."""
+    async def _tip_below(self, prepared: PreparedDraw) -> int:
+        """The node's tip, if below the beacon height (one ``getblockcount``, in a thread); else 422. A
+        node that cannot be asked is 503."""
         try:
             tip = await asyncio.to_thread(self._rpc.block_count)
         except NodeUnavailable as exc:
@@ -198,6 +201,7 @@ class DrawIntake:
                     }
                 ],
             )
+        return tip
 
     def _new_draw(self, app_id: uuid.UUID, prepared: PreparedDraw, key: str | None) -> NewDraw:
         return NewDraw(

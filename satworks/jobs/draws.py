@@ -29,9 +29,9 @@ from satworks import clock
 from satworks.broker.client import payment_sender
 from satworks.db import draw_states as store
 from satworks.db.draw_states import DrawResult, WinnerNotice
-from satworks.db.draws import DrawRecord
+from satworks.db.draws import DrawRecord, committed_event
 from satworks.draws import Beacon, ResolvedBeacon, build_proof, commitment
-from satworks.draws.status import DrawStatus, complete, confirm_future, lose_beacon, refuse, see_beacon
+from satworks.draws.status import COMMITTED_EVENT, DrawStatus, complete, confirm_future, lose_beacon, refuse, see_beacon
 from satworks.errors import PermanentError
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.base import JobContext, JobType, Payload
@@ -92,30 +92,41 @@ def run(res: DrawResources, draw_id: str) -> str:
         log.warning("draw on another network", extra={"action": "draw_other_network", "draw_id": draw_id})
         return "other network"
     if draw.status == DrawStatus.COMMITTED:
-        # The draw was committed before it was loaded above, and so before this read: a tip below the
-        # beacon height now was below it when the entries were fixed.
-        tip = res.rpc.block_count()
-        future = draw.beacon_height > tip
-        with res.engine.begin() as conn:
-            if future:
-                reason = f"the node's tip was {tip} after the commit, below the beacon height"
-                moved = store.move(conn, draw, confirm_future(draw.status), reason=reason, now=clock.utcnow())
-            else:
-                reason = (
-                    f"the block at height {draw.beacon_height} already existed when the node was first asked"
-                    f" (tip {tip}): its hash may have been known when the entries were fixed"
-                )
-                moved = store.move(conn, draw, refuse(draw.status), reason=reason, now=clock.utcnow())
-        if not moved:
-            return "moved elsewhere"
-        log.info(
-            "draw beacon checked",
-            extra={"action": "draw_checked", "draw_id": draw_id, "tip": tip, "refused": not future},
-        )
-        if not future:
-            return "refused"
-        draw = dataclasses.replace(draw, status=DrawStatus.WAITING, status_reason=reason)
+        outcome = _check_commit(res, draw)
+        if outcome != "waiting":
+            return outcome
+        draw = dataclasses.replace(draw, status=DrawStatus.WAITING)
     return _advance(res, draw)
+
+
+def _check_commit(res: DrawResources, draw: DrawRecord) -> str:
+    """A committed draw: ``waiting`` when the intake read a tip below the beacon height after the commit
+    (``checked_tip``). Otherwise (the intake stopped before it asked) the node is asked now, after the
+    commit too: below the height, the draw waits and the app hears ``draw.committed``; at or above it,
+    the block may have been known when the entries were fixed, and the draw is refused."""
+    if draw.checked_tip is not None:
+        reason = f"the node's tip was {draw.checked_tip} after the commit, below the beacon height"
+        with res.engine.begin() as conn:
+            moved = store.move(conn, draw, confirm_future(draw.status), reason=reason, now=clock.utcnow())
+        return "waiting" if moved else "moved elsewhere"
+    tip = res.rpc.block_count()
+    future = draw.beacon_height > tip
+    with res.engine.begin() as conn:
+        if future:
+            reason = f"the node's tip was {tip} after the commit, below the beacon height"
+            moved = store.move(conn, draw, confirm_future(draw.status), reason=reason, now=clock.utcnow())
+            if moved:
+                store.add_event(conn, draw, COMMITTED_EVENT, committed_event(draw))
+        else:
+            reason = (
+                f"the block at height {draw.beacon_height} already existed when the node was first asked"
+                f" (tip {tip}): its hash may have been known when the entries were fixed"
+            )
+            moved = store.move(conn, draw, refuse(draw.status), reason=reason, now=clock.utcnow())
+    if not moved:
+        return "moved elsewhere"
+    log.info("draw beacon checked", extra={"action": "draw_checked", "draw_id": str(draw.id), "tip": tip})
+    return "waiting" if future else "refused"
 
 
 def _advance(res: DrawResources, draw: DrawRecord) -> str:

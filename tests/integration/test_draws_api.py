@@ -100,6 +100,18 @@ async def test_commit_mine_draw_and_verify_with_the_cli(
     assert events[1]["data"]["winners"] == done["winners"]
 
 
+async def test_a_block_mined_right_after_the_202_is_the_beacon(stack: DrawStack) -> None:
+    """The intake read the tip after the commit: the draw job need not ask again, so a block mined before
+    that job runs cannot get the draw refused."""
+    height = await stack.tip() + 1
+    draw = await stack.commit(**body(height, confirmations=1))
+    assert draw["status"] == "committed"
+    (beacon,) = await stack.mine(1)
+    done = await stack.wait_for(draw["id"], "completed")
+    assert done["beacon"]["block_hash"] == beacon
+    assert [e["type"] for e in stack.events(draw["id"])] == ["draw.committed", "draw.completed"]
+
+
 async def test_listing_by_raffle_and_status_with_a_cursor(stack: DrawStack) -> None:
     height = await stack.tip() + 50
     ids = [(await stack.commit(**body(height, raffle_id="listed", n=5, winners=1)))["id"] for _ in range(3)]

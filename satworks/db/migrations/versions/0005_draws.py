@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("block_confirmations", sa.Integer),
         sa.Column("checked_at", sa.DateTime(timezone=True)),
         sa.Column("completed_at", sa.DateTime(timezone=True)),
+        sa.Column("checked_tip", sa.BigInteger),
         sa.Column("seq", sa.BigInteger, nullable=False, server_default=sa.text("nextval('draws_seq')")),
         sa.UniqueConstraint("app_id", "idempotency_key", name="draws_app_idempotency_key"),
         sa.CheckConstraint(f"status IN {STATUSES}", name="draws_status_valid"),
