@@ -7,6 +7,9 @@ at draw time; validation that stores nothing.
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 import redis
 
 from satworks.cli import main
+from satworks.http import context as ctx
 from satworks.settings import Settings
 from tests.integration.draws_stack import DrawStack, entries, running_draw_stack
 from tests.support import db_dsn, eventually, scalar
@@ -110,6 +114,30 @@ async def test_a_block_mined_right_after_the_202_is_the_beacon(stack: DrawStack)
     done = await stack.wait_for(draw["id"], "completed")
     assert done["beacon"]["block_hash"] == beacon
     assert [e["type"] for e in stack.events(draw["id"])] == ["draw.committed", "draw.completed"]
+
+
+async def test_a_large_draw_is_prepared_while_the_event_loop_answers_others(stack: DrawStack) -> None:
+    """300,000 entries are parsed, sorted and committed in the intake's preparing process: while that
+    runs, the same web process answers other requests."""
+    intake = stack.client.app[ctx.INTAKE].draws  # type: ignore[index]
+    big = [{"id": f"player-{i:07d}", "tickets": 1 + i % 9} for i in range(300_000)]
+    payload = io.BytesIO(json.dumps(body(await stack.tip() + 5, entries=big, winners=10)).encode())
+    headers = {**stack.auth, "Content-Type": "application/json"}
+    posting = asyncio.create_task(stack.client.post("/v1/draws", data=payload, headers=headers))
+
+    async def preparing() -> bool | None:
+        if posting.done():
+            raise AssertionError(f"answered before it was seen preparing: {await posting.result().text()}")
+        return True if intake.preparing else None
+
+    await eventually(preparing, timeout_s=60, what="the body to be in the preparing process")
+    health = await stack.client.get("/health")
+    assert health.status == 200
+    assert not posting.done() and intake.preparing == 1  # answered while the draw was still being prepared
+    response = await posting
+    assert response.status == 202, await response.text()
+    draw = await response.json()
+    assert (draw["entries_count"], draw["total_tickets"]) == (300_000, sum(e["tickets"] for e in big))
 
 
 async def test_listing_by_raffle_and_status_with_a_cursor(stack: DrawStack) -> None:
