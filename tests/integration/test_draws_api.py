@@ -8,6 +8,7 @@ at draw time; validation that stores nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import uuid
@@ -19,7 +20,11 @@ import psycopg
 import pytest
 import redis
 
+from satworks import clock
 from satworks.cli import main
+from satworks.db import draw_states
+from satworks.db.draw_states import DrawResult
+from satworks.db.engine import sync_engine
 from satworks.http import context as ctx
 from satworks.settings import Settings
 from tests.integration.draws_stack import DrawStack, entries, running_draw_stack
@@ -292,6 +297,33 @@ async def test_the_database_refuses_a_second_or_changed_result(stack: DrawStack)
         conn.rollback()
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("UPDATE draws SET status = 'waiting', completed_at = NULL WHERE id = %s", (draw_id,))
+
+
+async def test_a_late_job_with_another_result_changes_nothing(stack: DrawStack) -> None:
+    """A job that read the draw before it completed (a retry after a crash, a duplicate message) and drew
+    on another block finds it completed: its result is not stored."""
+    height = await stack.tip() + 1
+    draw_id = (await stack.commit(**body(height, confirmations=2)))["id"]
+    await stack.wait_for(draw_id, "waiting")
+    await stack.mine(1)
+    await stack.wait_for(draw_id, "confirming")
+    engine = sync_engine(stack.settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            stale = draw_states.load(conn, uuid.UUID(draw_id))
+        assert stale is not None and stale.status == "confirming"
+        await stack.mine(1)
+        done = await stack.wait_for(draw_id, "completed")
+        other = DrawResult(stale.block_hash or "", 2, [{"id": "entry-00000", "ticket": 1}], b"\x1f\x8b")
+        with engine.begin() as conn:
+            assert draw_states.complete(conn, stale, other, now=clock.utcnow()) is False
+        forged = dataclasses.replace(other, block_hash="ee" * 32)
+        with engine.begin() as conn:
+            assert draw_states.complete(conn, stale, forged, now=clock.utcnow()) is False
+    finally:
+        engine.dispose()
+    assert (await stack.get(draw_id))["winners"] == done["winners"]
+    assert scalar(stack.settings, "SELECT count(*) FROM draw_results WHERE draw_id = %s", draw_id) == 1
 
 
 async def test_the_node_down_at_draw_time_retries_and_draws_the_right_block(quiet_stack: DrawStack) -> None:
