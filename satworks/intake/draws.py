@@ -35,8 +35,16 @@ from satworks.broker.messages import payment_message
 from satworks.db import draws as draws_db
 from satworks.db.draws import DrawRecord, NewDraw
 from satworks.draws import ALGORITHM, DrawLimits
+from satworks.draws.status import DrawStatus
 from satworks.draws.submission import DrawRules, PreparedDraw, prepare_draw
-from satworks.errors import BadRequest, DependencyUnavailable, NodeUnavailable, SatworksError, ValidationFailed
+from satworks.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    NodeUnavailable,
+    SatworksError,
+    ValidationFailed,
+)
 from satworks.intake import idempotency
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.draws import RUN, WAKE
@@ -89,6 +97,17 @@ def _prepare_apart(raw: bytes, draw_id: str, rules: DrawRules) -> PreparedDraw |
         gc.enable()
 
 
+def _replayed(existing: DrawRecord, prepared: PreparedDraw) -> DrawRecord:
+    """The draw an earlier request with this key made, if this one is its replay. A draw still being
+    checked (the first request has not read the node's tip yet, and may yet delete it) is a 409."""
+    idempotency.check_replay("draw", existing.id, existing.request_hash, prepared.request_hash)
+    if existing.status == DrawStatus.COMMITTED and existing.checked_tip is None:
+        raise Conflict(
+            "a request with this idempotency key is still being committed; retry", details={"draw_id": str(existing.id)}
+        )
+    return existing
+
+
 class DrawIntake:
     def __init__(self, engine: AsyncEngine, client: BrokerClient, settings: Settings) -> None:
         self._engine = engine
@@ -116,16 +135,14 @@ class DrawIntake:
         if key is not None:
             existing = await draws_db.by_idempotency_key(self._engine, app_id, key)
             if existing is not None:
-                idempotency.check_replay("draw", existing.id, existing.request_hash, prepared.request_hash)
-                return existing, True
+                return _replayed(existing, prepared), True
         stored = await draws_db.insert_draw(self._engine, self._new_draw(app_id, prepared, key))
         if stored is None:  # the key was taken meanwhile: a replay, or a conflict
             assert key is not None
             existing = await draws_db.by_idempotency_key(self._engine, app_id, key)
             if existing is None:
                 raise DependencyUnavailable("concurrent request failed, retry")
-            idempotency.check_replay("draw", existing.id, existing.request_hash, prepared.request_hash)
-            return existing, True
+            return _replayed(existing, prepared), True
         stored_at = time.monotonic()
         finished = False
         try:
