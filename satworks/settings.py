@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     email_retry_max_ms: int = Field(3_600_000, ge=1)
     email_retry_window_s: int = Field(86_400, ge=1)
 
+    # Raffle draws (docs/draws.md). Submissions past these limits are refused with 422; a draw's body may be
+    # larger than max_body_bytes, up to draw_max_body_bytes (1,000,000 entries with emails: about 85 MB).
+    draw_max_body_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    draw_max_entries: int = Field(1_000_000, ge=1)
+    draw_max_total_tickets: int = Field(1_000_000_000, ge=1, le=2**53 - 1)
+    draw_max_id_bytes: int = Field(128, ge=1, le=1024)
+    draw_max_winners: int = Field(10_000, ge=1)
+    draw_default_confirmations: int = Field(6, ge=1, le=100)
+    # Fewest confirmations a draw may ask for; default 6 on mainnet, 1 on the test networks.
+    draw_min_confirmations: int | None = Field(None, ge=1, le=100)
+    draw_prepare_processes: int = Field(1, ge=1, le=16)  # processes validating large draws beside the web process
+    # Where players reach this service, for the public verification links (default: the API request's origin).
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+
     # Scheduler (``satworks scheduler``): one leader among all that run; docs/operations.md "Scheduler".
     scheduler_takeover_s: float = Field(15.0, ge=3, description="a standby leads within this after the leader died")
     scheduler_check_s: float = Field(2.0, gt=0, le=30, description="the leader checks its lock connection this often")
@@ -137,6 +151,7 @@ class Settings(BaseSettings):
     retention_max_batches: int = Field(100, ge=1)
     schedule_notify_sweep: str = "interval:30"
     schedule_lightning_sweep: str = "interval:60"
+    schedule_draws_due: str = "interval:30"
 
     @field_validator("*")
     @classmethod
@@ -150,6 +165,12 @@ class Settings(BaseSettings):
     def _reaper_faster_than_heartbeat(self) -> Settings:
         if self.reaper_interval_ms * 2 > self.heartbeat_timeout_ms:
             raise ValueError("reaper_interval_ms must be at most half of heartbeat_timeout_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _draw_confirmations(self) -> Settings:
+        if self.draw_default_confirmations < self.effective_draw_min_confirmations:
+            raise ValueError("draw_default_confirmations must be at least draw_min_confirmations (6 on mainnet)")
         return self
 
     @model_validator(mode="after")
@@ -205,6 +226,13 @@ class Settings(BaseSettings):
     def scheduler_lease_s(self) -> float:
         """A leader acts only this long after the send of its last good check (< the idle timeout)."""
         return self.scheduler_idle_timeout_s - 1
+
+    @property
+    def effective_draw_min_confirmations(self) -> int:
+        """``draw_min_confirmations``, or 6 on mainnet and 1 on the test networks."""
+        if self.draw_min_confirmations is not None:
+            return self.draw_min_confirmations
+        return 6 if self.bitcoin_network == "mainnet" else 1
 
     @property
     def effective_broker_url(self) -> str:

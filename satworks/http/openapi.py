@@ -50,7 +50,7 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
             "responses": {str(route.status): _content(route.response, route.content_type, route.summary)},
         }
         params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            {"name": n, "in": "path", "required": True, "schema": _path_schema(n)}
             for n in re.findall(r"{(\w+)}", route.path)
         ]
         if route.query is not None:
@@ -79,6 +79,11 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    """Ids are UUIDs; other path parameters (a draw's public token) are plain strings."""
+    return {"type": "string", "format": "uuid"} if name == "id" else {"type": "string"}
 
 
 def _content(model: type[BaseModel] | None, content_type: str, description: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The intake opened from settings: database, broker, the job batcher and the payment intake.
+"""The intake opened from settings: database, broker, the job batcher, the payment and draw intakes.
 
 The web process holds one for its lifetime; ``satworks enqueue`` opens one for a single job, so both
 submit through the very same code.
@@ -19,6 +19,7 @@ from satworks.db.engine import async_engine
 from satworks.db.jobs import NewJob
 from satworks.emails.outbox import Composer
 from satworks.intake.batcher import IntakeBatcher
+from satworks.intake.draws import DrawIntake
 from satworks.intake.emails import EmailIntake
 from satworks.intake.jobs import JobIntake
 from satworks.intake.payments import PaymentIntake
@@ -36,6 +37,7 @@ class Intake:
     emails: EmailIntake
     webhooks: WebhookIntake
     dead_letters: DeadLetterRequeue
+    draws: DrawIntake
 
 
 @asynccontextmanager
@@ -64,13 +66,15 @@ async def open_intake(
     payments = PaymentIntake(engine, client, queue_prefix=settings.queue_prefix, network=settings.bitcoin_network)
     emails = EmailIntake(engine, client, Composer(settings), queue_prefix=settings.queue_prefix)
     webhooks = WebhookIntake(engine, client, settings)
+    draws = DrawIntake(engine, client, settings)
     batcher.start()
     try:
         jobs = JobIntake(batcher, queue_prefix=settings.queue_prefix)
         requeue = DeadLetterRequeue(engine, client, default_max_age_ms=settings.default_max_age_ms)
-        yield Intake(engine, client, jobs, payments, emails, webhooks, requeue)
+        yield Intake(engine, client, jobs, payments, emails, webhooks, requeue, draws)
     finally:
         await batcher.stop()
+        draws.close()
         await client.aclose()
         await engine.dispose()
         executor.shutdown(wait=True)

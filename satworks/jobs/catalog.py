@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from satworks.jobs.base import JobType
 from satworks.jobs.canary import CANARY
+from satworks.jobs.draws import DUE as DRAWS_DUE
 from satworks.jobs.lightning_sweep import LIGHTNING_SWEEP
 from satworks.jobs.notify_sweep import NOTIFY_SWEEP
 from satworks.jobs.platform import PLATFORM_JOB_TYPES
 
-JOB_TYPES: dict[str, JobType] = {job.name: job for job in (CANARY, LIGHTNING_SWEEP, NOTIFY_SWEEP, *PLATFORM_JOB_TYPES)}
+JOB_TYPES: dict[str, JobType] = {
+    job.name: job for job in (CANARY, DRAWS_DUE, LIGHTNING_SWEEP, NOTIFY_SWEEP, *PLATFORM_JOB_TYPES)
+}
 """App job types, and platform ones (``internal``: submitted by satworks itself, see ``jobs/platform.py``)."""
 
 

@@ -43,6 +43,8 @@ TASKS: dict[str, ScheduledTask] = {
         ScheduledTask("notify_sweep", job_type="notify.sweep"),
         # Lightning: every open invoice re-read, so nothing waits for a dead stream or a broken check chain.
         ScheduledTask("lightning_sweep", job_type="lightning_sweep"),
+        # Draws move without node notifications too: the tip is read and due draws are run.
+        ScheduledTask("draws_due", job_type="draws.due"),
     )
 }
 

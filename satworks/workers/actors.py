@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from satworks.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from satworks.jobs.base import JobContext, JobType
-from satworks.jobs.lightning import LightningResources
-from satworks.jobs.payments import PAYMENT_ACTORS, InternalActor, PaymentResources
+from satworks.jobs.payments import PAYMENT_ACTORS, InternalActor
 from satworks.jobs.resources import WorkerResources
 from satworks.settings import Settings
 from satworks.workers.middleware.tracking import JobTracking
@@ -61,11 +60,10 @@ def _runner(
 
 
 def declare_internal_actors(
-    broker: dramatiq.Broker,
-    resources: PaymentResources | LightningResources,
-    actors: Sequence[InternalActor] = PAYMENT_ACTORS,
+    broker: dramatiq.Broker, resources: Any, actors: Sequence[InternalActor] = PAYMENT_ACTORS
 ) -> None:
-    """Payment actors run on the ``critical`` queue with retries for a node that cannot be asked."""
+    """Platform actors (payments, draws) run on the ``critical`` queue with retries for a node that cannot
+    be asked; ``resources`` (``PaymentResources``, ``DrawResources``) is passed to each run."""
     for internal in actors:
         dramatiq.actor(  # type: ignore[call-overload]
             _discarding(internal.run, resources, internal.name),
@@ -80,9 +78,7 @@ def declare_internal_actors(
         )
 
 
-def _discarding(
-    run: Callable[..., Any], resources: PaymentResources | LightningResources, name: str
-) -> Callable[..., None]:
+def _discarding(run: Callable[..., Any], resources: Any, name: str) -> Callable[..., None]:
     """The actor body: results (e.g. a sweep's counts) are for callers in-process, not for the broker."""
 
     def actor(*args: Any) -> None:

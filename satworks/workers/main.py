@@ -15,6 +15,7 @@ from satworks.broker.client import payment_sender
 from satworks.db.engine import sync_engine
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.catalog import JOB_TYPES
+from satworks.jobs.draws import DRAW_ACTORS, DrawResources
 from satworks.jobs.lightning import LIGHTNING_ACTORS, LightningResources, LndConnection
 from satworks.jobs.payments import PaymentResources
 from satworks.jobs.resources import WorkerResources
@@ -62,6 +63,7 @@ def build(settings: Settings) -> dramatiq.Broker:
         settings, payments_engine, LndConnection(settings), enqueue, LightningMetrics.create(REGISTRY)
     )
     declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
+    declare_internal_actors(broker, DrawResources(settings, payments_engine, rpc, enqueue), DRAW_ACTORS)
     return broker
 
 

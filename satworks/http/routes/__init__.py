@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from satworks.http.route import Route
-from satworks.http.routes import audit, dead_letters, health, jobs, meta, notify, payments, reports, schedules, webhooks
+from satworks.http.routes import (
+    audit,
+    dead_letters,
+    draw_pages,
+    draws,
+    health,
+    jobs,
+    meta,
+    notify,
+    payments,
+    reports,
+    schedules,
+    webhooks,
+)
 
 
 def all_routes() -> list[Route]:
@@ -11,6 +24,8 @@ def all_routes() -> list[Route]:
         *health.ROUTES,
         *jobs.ROUTES,
         *payments.ROUTES,
+        *draws.ROUTES,
+        *draw_pages.ROUTES,
         *webhooks.ROUTES,
         *notify.ROUTES,
         *meta.ROUTES,

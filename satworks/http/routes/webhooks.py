@@ -36,6 +36,7 @@ async def walletnotify(request: web.Request) -> web.Response:
 async def blocknotify(request: web.Request) -> web.Response:
     await _node_notification(request, "blockhash")
     await request.app[ctx.INTAKE].payments.sweep()
+    await request.app[ctx.INTAKE].draws.wake()
     return json_response(Accepted(), status=202)
 
 
@@ -108,7 +109,7 @@ ROUTES = [
         "POST",
         "/v1/webhooks/bitcoind/blocknotify",
         blocknotify,
-        "bitcoind -blocknotify: sweep payments",
+        "bitcoind -blocknotify: sweep payments, wake draws up",
         Accepted,
         status=202,
         body=_NodeNotification,

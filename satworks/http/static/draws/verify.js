@@ -460,7 +460,9 @@
       input.value = embedded.textContent.trim();
       return verifyText(input.value);
     }
-    var url = new URLSearchParams(root.location.search).get("proof");
+    // ?proof=URL, or the server's <link rel="satworks-proof" href="..."> (the public page of a draw).
+    var linked = document.querySelector('link[rel="satworks-proof"]');
+    var url = new URLSearchParams(root.location.search).get("proof") || (linked && linked.getAttribute("href"));
     if (url) {
       try {
         var response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
