@@ -142,8 +142,7 @@ def run(url: str, n: int, paid: int) -> None:
     with engine.connect() as conn:
         settled = conn.execute(payment_requests.select().where(payment_requests.c.status == "settled")).all()
     engine.dispose()
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
+    recreate_database(DB, admin_url=PG)
 
     print(f"\nsetup: {n} requests, {paid + 50} paid, {setup_s:.1f} s (not measured below)\n")
     print(f"{'method':<44} {'RPC calls':>10} {'seconds':>9} {'calls/request':>14}")

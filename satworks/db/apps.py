@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -52,11 +53,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_KEY = re.compile(r"sw_([0-9a-f]{12})_([A-Za-z0-9-]{1,128})")
+
+
 def split_key(key: str) -> tuple[str, str] | None:
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != "sw" or len(parts[1]) != 12 or not parts[2]:
-        return None
-    return parts[1], parts[2]
+    """``(key_id, secret)`` of a well-formed key, else ``None`` (nothing else reaches the database)."""
+    match = _KEY.fullmatch(key)
+    return (match[1], match[2]) if match else None
 
 
 def verify(secret: str, key_hash: str) -> bool:

@@ -152,10 +152,34 @@ class JobListQuery(BaseModel):
     cursor: str | None = Field(None, max_length=64)
 
 
+class Problem(BaseModel):
+    """One problem with the request's input."""
+
+    loc: list[str | int] = Field(description='Where: e.g. `["payload", "note"]`, `["Idempotency-Key"]`.')
+    msg: str
+    type: str = Field(description="A stable name of the kind of problem, e.g. `missing`, `unstorable_text`.")
+
+
+class ErrorDetails(BaseModel):
+    """Always an object: ``errors`` lists the input's problems (empty when the input is not at fault);
+    other keys depend on the error's ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    errors: list[Problem]
+    dependency: str | None = Field(None, description="503: `postgres`, `redis` or `broker`.")
+    retry_after_s: int | None = Field(None, description="429: also in `Retry-After`.")
+    max_bytes: int | None = Field(None, description="413: the body limit.")
+    max_depth: int | None = Field(None, description="400: the JSON nesting limit.")
+    known_types: list[str] | None = Field(None, description="422 for an unknown job type.")
+    job_id: str | None = Field(None, description="409: the job the idempotency key made.")
+    payment_id: str | None = Field(None, description="409: the payment request the key (or address) belongs to.")
+
+
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(description="Stable machine-readable name, e.g. `validation_failed`.")
     message: str
-    details: Any = None
+    details: ErrorDetails
 
 
 class ErrorOut(BaseModel):

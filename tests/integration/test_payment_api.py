@@ -197,5 +197,5 @@ async def test_broker_down_is_503_and_stores_no_payment(aiohttp_client: Any, set
     down = await aiohttp_client(create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})))
     response = await create(down, {"Authorization": f"Bearer {key}"}, amount_sat=1_000)
     assert response.status == 503
-    assert (await response.json())["error"]["details"] == {"dependency": "broker"}
+    assert (await response.json())["error"]["details"] == {"errors": [], "dependency": "broker"}
     assert payments_of(settings, key) == 0
