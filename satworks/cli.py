@@ -108,17 +108,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         os.execv(honcho, [honcho, "start", "-f", "Procfile"])  # noqa: S606 - replaces this process
     elif args.command == "web":
-        from aiohttp import web
+        from satworks.http.server import serve
 
-        from satworks.http.app import create_app
-
-        web.run_app(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            access_log=None,
-            print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port}"),
-        )
+        serve(settings)
     elif args.command == "scheduler":
         from satworks.scheduler.service import run
 

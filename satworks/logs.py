@@ -14,6 +14,9 @@ job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id"
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+_OWN = {"ts", "level", "logger", "msg", "request_id", "job_id", "exc"}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
@@ -26,7 +29,10 @@ class JsonFormatter(logging.Formatter):
             value = (request_id_var if key == "request_id" else job_id_var).get()
             if value is not None:
                 doc[key] = value
-        doc.update({k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")})
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                # An ``extra`` named like a field of ours (``level``, ``ts``…) must not overwrite it.
+                doc[f"extra_{key}" if key in _OWN else key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)

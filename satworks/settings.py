@@ -28,10 +28,11 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2, le=512)  # nesting of JSON bodies (objects and arrays); deeper: 400
-    http_header_timeout_s: float = Field(10.0, gt=0)  # a request's head must arrive within this (408, closed)
+    # A request's head must arrive within this of the connection opening or of the previous response
+    # (closed otherwise; also how long an idle keep-alive connection stays open).
+    http_header_timeout_s: float = Field(15.0, gt=0)
     http_body_timeout_s: float = Field(30.0, gt=0)  # a request's body must arrive within this (408, closed)
-    http_keepalive_timeout_s: float = Field(75.0, gt=0)  # an idle keep-alive connection is closed after this
-    http_max_connections: int = Field(1000, ge=1)  # per web process; more are answered 503 and closed
+    http_max_connections: int = Field(1000, ge=1)  # per web process; more are closed at once, unread
     # Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed, hop by hop from the right.
     trusted_proxies: list[IPvAnyNetwork] = []
 

@@ -48,6 +48,7 @@ async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes}) from exc
     except TimeoutError as exc:
+        request.app[ctx.HTTP_METRICS].request_timeouts.inc()
         raise RequestTimeout(
             f"the request body did not arrive within {timeout_s:g} s", details={"timeout_s": timeout_s}
         ) from exc

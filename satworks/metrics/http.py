@@ -18,6 +18,8 @@ class HttpMetrics:
     enqueued: Counter
     queue_messages: Gauge
     payment_requests: Gauge
+    connections_refused: Counter
+    request_timeouts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -42,6 +44,16 @@ class HttpMetrics:
                 "satworks_payment_requests",
                 "Payment requests by status, read at scrape time.",
                 ("status",),
+                registry=registry,
+            ),
+            connections_refused=Counter(
+                "satworks_http_connections_refused",
+                "Connections closed unread: the process had SATWORKS_HTTP_MAX_CONNECTIONS open.",
+                registry=registry,
+            ),
+            request_timeouts=Counter(
+                "satworks_http_request_timeouts",
+                "Requests answered 408 and closed: the body took longer than SATWORKS_HTTP_BODY_TIMEOUT_S.",
                 registry=registry,
             ),
             queue_messages=Gauge(
