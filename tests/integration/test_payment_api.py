@@ -97,6 +97,18 @@ async def test_one_address_cannot_back_two_requests(api: Any, auth: Any) -> None
     assert second.status == 409
 
 
+async def test_an_address_in_upper_case_is_the_same_address(api: Any, auth: Any, make_key: Any) -> None:
+    address = encode_segwit_address("regtest", 0, uuid.uuid4().bytes + b"\0\0\0\0")
+    first = await create(api, auth, amount_sat=1_000, address=address.upper(), idempotency_key="upper")
+    assert first.status == 202
+    assert (await first.json())["address"] == address
+    # Another app cannot watch it under another spelling; the same app's retry in lower case replays.
+    other = {"Authorization": f"Bearer {make_key()}", "X-Forwarded-For": "10.77.0.1"}
+    assert (await create(api, other, amount_sat=1_000, address=address)).status == 409
+    again = await create(api, auth, amount_sat=1_000, address=address, idempotency_key="upper")
+    assert (again.status, (await again.json())["id"]) == (202, (await first.json())["id"])
+
+
 async def test_payments_are_isolated_between_apps(api: Any, auth: Any, make_key: Any) -> None:
     payment = await (await create(api, auth, amount_sat=1_000)).json()
     other = {"Authorization": f"Bearer {make_key()}"}
