@@ -231,3 +231,26 @@ def _unchunk(data: bytes) -> bytes:
         out += rest[:size]
         data = rest[size + 2 :]
     return out
+
+
+@pytest.mark.parametrize("webhook", ["node", "watcher"])
+async def test_wrong_webhook_credentials_are_rate_limited_per_client_address(api: Any, webhook: str) -> None:
+    address = {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.3"}
+    body = json.dumps({"id": "e", "event": "payment.confirmed", "data": {"payment_id": str(uuid.uuid4())}})
+
+    async def attempt(right: bool) -> int:
+        if webhook == "node":
+            token = NODE_TOKEN if right else "wrong"
+            path = "/v1/webhooks/bitcoind/blocknotify?blockhash=" + "0" * 64
+            return int((await api.post(path, headers={**address, NODE_HEADER: token})).status)
+        secret = WATCHER_SECRET if right else "wrong-secret"
+        signature = sign(body.encode(), secret, clock.unix_s())
+        headers = {**address, SIGNATURE_HEADER: signature, **JSON}
+        return int((await api.post("/v1/webhooks/payments", data=body, headers=headers)).status)
+
+    statuses = [await attempt(right=False) for _ in range(6)]  # the tests allow 5 failures a minute
+    assert statuses == [401] * 5 + [429]
+    assert await attempt(right=True) == 429  # that address waits out the window, even with the right one
+    other = {"X-Forwarded-For": "10.251.0.3"}
+    address.update(other)
+    assert await attempt(right=True) != 429  # another address is not affected
