@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from satworks.db.jobs import JobRecord
 from satworks.db.payments import PaymentRecord
+from satworks.http.pagination import CURSOR_PATTERN
 from satworks.jobs.request import JobIn
 from satworks.jobs.status import JobStatus
 from satworks.payments.status import ExceptionStatus, PaymentStatus
@@ -74,7 +75,9 @@ class PaymentListQuery(BaseModel):
 
     status: PaymentStatus | None = None
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=64)
+    cursor: str | None = Field(
+        None, max_length=64, pattern=CURSOR_PATTERN, description="A `next_cursor` from the previous page."
+    )
 
 
 class Accepted(BaseModel):
@@ -149,7 +152,9 @@ class JobListQuery(BaseModel):
     status: JobStatus | None = None
     type: str | None = Field(None, max_length=64)
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=64)
+    cursor: str | None = Field(
+        None, max_length=64, pattern=CURSOR_PATTERN, description="A `next_cursor` from the previous page."
+    )
 
 
 class Problem(BaseModel):

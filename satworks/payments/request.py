@@ -13,6 +13,14 @@ from satworks.payments.amounts import MAX_SAT
 MAX_METADATA_BYTES = 4096
 
 
+def _two_decimals(schema: dict[str, Any]) -> None:
+    """What the server enforces, in the OpenAPI document: 0 <= x < 100 with at most two decimals."""
+    schema["anyOf"] = [
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 100, "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^\d{1,2}(\.\d{1,2})?$"},
+    ]
+
+
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -22,7 +30,14 @@ class PaymentIn(BaseModel):
     expires_in: StrictInt = Field(3600, ge=1, le=30 * 24 * 3600, description="Seconds until expiry.")
     confirmations: StrictInt = Field(1, ge=0, le=100, description="0 means seen in the mempool (1 if RBF).")
     address: str | None = Field(None, max_length=100, description="Watch this address instead of a new one.")
-    payment_tolerance: Decimal = Field(Decimal(0), ge=0, lt=100, decimal_places=2, description="Percent.")
+    payment_tolerance: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        lt=100,
+        decimal_places=2,
+        description='Percent, at most two decimals: a number or a string such as `"2.5"`.',
+        json_schema_extra=_two_decimals,
+    )
     monitoring_s: StrictInt = Field(86_400, ge=0, le=7 * 24 * 3600, description="Late money is seen this long.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
