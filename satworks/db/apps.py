@@ -107,7 +107,7 @@ def create(conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: i
             )
         )
     except IntegrityError as exc:
-        raise Conflict(f"an app named {name!r} already exists") from exc
+        raise Conflict(f"an active app named {name!r} already exists") from exc
     return f"sw_{key_id}_{secret}"
 
 
@@ -147,7 +147,9 @@ def ensure_internal(engine: Engine, name: str) -> uuid.UUID:
             )
             .on_conflict_do_nothing()
         )
-        row = conn.execute(select(apps.c.id, apps.c.key_hash).where(apps.c.name == name)).one()
+        row = conn.execute(
+            select(apps.c.id, apps.c.key_hash).where(apps.c.name == name, apps.c.revoked_at.is_(None))
+        ).one()
     if row.key_hash != NO_KEY_HASH:
         raise Conflict(f"an app named {name!r} exists with an API key; satworks needs that name")
     app_id: uuid.UUID = row.id
