@@ -15,6 +15,7 @@ from satworks.db.jobs import NewJob
 from satworks.http import context as ctx
 from satworks.http.auth import Authenticator
 from satworks.http.clients import ClientAddress
+from satworks.http.docs import add_docs
 from satworks.http.errors import errors_middleware
 from satworks.http.failures import FailedAttempts
 from satworks.http.middlewares import observe
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
     app[ctx.OPENAPI] = openapi_document(routes)
+    add_docs(app)
     app.cleanup_ctx.append(_resources)
     return app
 
