@@ -241,6 +241,7 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
     argv = [
         dramatiq,
         "satworks.workers.main",
+        "--skip-logging",  # satworks.logs formats every line (JSON); Dramatiq's own text format is not mixed in
         "--processes",
         str(processes),
         "--threads",

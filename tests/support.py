@@ -97,9 +97,17 @@ class WorkerProcess:
     """``satworks worker`` in its own process group, so a test can SIGKILL all of it."""
 
     def __init__(
-        self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4, supervise: bool = False
+        self,
+        settings: Settings,
+        *,
+        queues: str = "critical,default,bulk",
+        threads: int = 4,
+        supervise: bool = False,
+        log: Path | None = None,
     ) -> None:
+        """``log``: a file for the pool's stderr (else it is discarded)."""
         self.settings = settings
+        self.log = log
         self.args = [
             sys.executable,
             "-m",
@@ -123,7 +131,7 @@ class WorkerProcess:
             cwd=ROOT,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if self.log is None else self.log.open("ab"),
         )
         return self
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from satworks.logs import JsonFormatter, job_id_var
+from satworks.errors import ChaosRetry
+from satworks.logs import ExpectedFailures, JsonFormatter, job_id_var
 
 
 def line(**extra: object) -> dict[str, object]:
@@ -32,3 +33,40 @@ def test_extra_keys_named_like_our_fields_are_kept_beside_them() -> None:
         "extra_exc": "none",
     }
     assert doc["action"] == "x"
+
+
+def dramatiq_failure(error: Exception) -> logging.LogRecord:
+    try:
+        raise error
+    except Exception:
+        import sys
+
+        exc_info = sys.exc_info()
+    return logging.getLogger("dramatiq.worker.WorkerThread").makeRecord(
+        "dramatiq.worker.WorkerThread",
+        logging.ERROR,
+        __file__,
+        1,
+        "Failed to process message %s with unhandled exception.",
+        ("canary(...)",),
+        exc_info,
+    )
+
+
+def test_an_expected_retry_is_one_warning_line_without_a_traceback() -> None:
+    record = dramatiq_failure(ChaosRetry("canary asked to fail (transient) on attempt 1"))
+    assert ExpectedFailures().filter(record)
+    doc = json.loads(JsonFormatter().format(record))
+    assert (doc["level"], doc["action"], "exc" in doc) == ("warning", "job_retry", False)
+    assert doc["msg"] == (
+        "Failed to process message canary(...); it will be retried: ChaosRetry: "
+        "canary asked to fail (transient) on attempt 1"
+    )
+
+
+def test_an_unexpected_error_keeps_its_level_and_traceback() -> None:
+    record = dramatiq_failure(ZeroDivisionError("boom"))
+    assert ExpectedFailures().filter(record)
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["level"] == "error"
+    assert "ZeroDivisionError: boom" in doc["exc"]
