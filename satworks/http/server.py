@@ -8,8 +8,8 @@
 - A request aiohttp cannot parse (a header past 8,190 bytes, a bad header name) is a 400 in the one error
   shape, logged at debug level: it is the client's mistake, not ours.
 
-Refused connections and timeouts are counted in ``satworks_http_connections_refused_total`` and
-``satworks_http_request_timeouts_total``.
+Refused connections and timeouts are counted in ``satworks_http_connections_refused_total``,
+``satworks_http_head_timeouts_total`` and ``satworks_http_request_timeouts_total``.
 
 aiohttp builds its protocol object inside ``Application._make_handler``; ``_Runner`` swaps that server
 for ``_Server`` (same arguments), the one place this module reaches into aiohttp's runner.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from typing import Any
 
 from aiohttp import web
@@ -35,6 +36,36 @@ log = logging.getLogger("satworks.http")
 
 
 class _Handler(RequestHandler):
+    """aiohttp's connection protocol, plus: protocol errors in the one error shape, and a count of the
+    connections closed while a request head was still arriving (``on_head_timeout``)."""
+
+    on_head_timeout: Any = staticmethod(lambda: None)
+    _idle_since = 0.0  # connection opened, or last request answered (aiohttp's keep-alive timer starts then)
+    _head_arriving = False  # bytes of a request head came since then
+    _handling = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._idle_since = time.monotonic()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if data and not self._handling:
+            self._head_arriving = True
+        super().data_received(data)
+
+    def request_started(self) -> None:
+        self._handling, self._head_arriving = True, False
+
+    def request_finished(self) -> None:
+        self._handling, self._idle_since = False, time.monotonic()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        waited = time.monotonic() - self._idle_since
+        # Closed by aiohttp's timer with the head still incomplete (a client giving up that late counts too).
+        if self._head_arriving and not self._handling and waited >= self.keepalive_timeout * 0.95:
+            self.on_head_timeout()
+        super().connection_lost(exc)
+
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
@@ -64,10 +95,11 @@ class _Refused:
 
 
 class _Server(web.Server):
-    def __init__(self, *args: Any, max_connections: int, on_refused: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_connections: int, on_refused: Any, on_head_timeout: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_connections = max_connections
         self._on_refused = on_refused
+        self._on_head_timeout = on_head_timeout
         # Counted here, not in ``connections``: connections accepted in one batch are all built before
         # the first of them is ``connection_made``.
         self._open: set[RequestHandler] = set()
@@ -77,6 +109,7 @@ class _Server(web.Server):
             self._on_refused()
             return _Refused()
         handler = _Handler(self, loop=self._loop, **self._kwargs)
+        handler.on_head_timeout = self._on_head_timeout
         self._open.add(handler)
         return handler
 
@@ -97,6 +130,7 @@ class _Runner(web.AppRunner):
             loop=plain._loop,
             max_connections=app[ctx.SETTINGS].http_max_connections,
             on_refused=metrics.connections_refused.inc,
+            on_head_timeout=metrics.head_timeouts.inc,
             **plain._kwargs,
         )
 

@@ -20,6 +20,7 @@ class HttpMetrics:
     payment_requests: Gauge
     connections_refused: Counter
     request_timeouts: Counter
+    head_timeouts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -49,6 +50,11 @@ class HttpMetrics:
             connections_refused=Counter(
                 "satworks_http_connections_refused",
                 "Connections closed unread: the process had SATWORKS_HTTP_MAX_CONNECTIONS open.",
+                registry=registry,
+            ),
+            head_timeouts=Counter(
+                "satworks_http_head_timeouts",
+                "Connections closed with a request head still arriving after SATWORKS_HTTP_HEADER_TIMEOUT_S.",
                 registry=registry,
             ),
             request_timeouts=Counter(

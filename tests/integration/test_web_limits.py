@@ -94,7 +94,8 @@ async def test_a_malformed_request_head_is_400_in_the_one_error_shape_and_not_an
     assert problems_logged(web) == []
 
 
-async def test_a_client_trickling_its_headers_is_cut_off(web: WebProcess) -> None:
+async def test_a_client_trickling_its_headers_is_cut_off_and_counted(web: WebProcess) -> None:
+    before = metric(web, "satworks_http_head_timeouts_total")
     reader, writer = await connect(web)
     writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")
     closed_after = None
@@ -114,6 +115,7 @@ async def test_a_client_trickling_its_headers_is_cut_off(web: WebProcess) -> Non
             continue
     writer.close()
     assert closed_after is not None, "the server kept a trickling client for 15 s (its header timeout is 1 s)"
+    wait_until(lambda: metric(web, "satworks_http_head_timeouts_total") == before + 1 or None, what="the count")
 
 
 async def test_a_body_trickling_past_the_body_timeout_is_408_and_counted(web: WebProcess, auth: Any) -> None:
