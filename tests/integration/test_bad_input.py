@@ -254,3 +254,16 @@ async def test_wrong_webhook_credentials_are_rate_limited_per_client_address(api
     other = {"X-Forwarded-For": "10.251.0.3"}
     address.update(other)
     assert await attempt(right=True) != 429  # another address is not affected
+
+
+async def test_deep_json_on_the_webhooks_is_400(api: Any) -> None:
+    shallow_deep = b"[" * 1_500 + b"]" * 1_500  # 3,000 bytes: under the node's limit, far past the depth
+    node = await api.post(
+        "/v1/webhooks/bitcoind/walletnotify", data=shallow_deep, headers={NODE_HEADER: NODE_TOKEN, **JSON}
+    )
+    assert node.status == 400
+    assert_error(await node.json(), "bad_request")
+    signature = sign(DEEP, WATCHER_SECRET, clock.unix_s())
+    watcher = await api.post("/v1/webhooks/payments", data=DEEP, headers={SIGNATURE_HEADER: signature, **JSON})
+    assert watcher.status == 400
+    assert (await watcher.json())["error"]["details"]["max_depth"] == 32
