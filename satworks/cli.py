@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from satworks import logs
+from satworks import __version__, logs
 from satworks.errors import SatworksError
 from satworks.settings import Settings
 from satworks.webhooks import cli as webhooks_cli
@@ -20,7 +20,8 @@ from satworks.webhooks import cli as webhooks_cli
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="satworks", description="satworks: jobs, payments and raffles for apps.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"satworks {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("migrate", help="create the database if needed and migrate it to head")
     web = sub.add_parser("web", help="run the intake API")
     web.add_argument("--processes", type=_positive, default=1, help="serving processes sharing the port (SO_REUSEPORT)")
@@ -33,15 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--threads", type=int, default=8)
     worker.add_argument("--supervise", action="store_true", help="restart the pool when a worker process dies")
     apps = sub.add_parser("apps", help="manage calling apps and their API keys")
-    apps_sub = apps.add_subparsers(dest="apps_command", required=True)
+    apps_sub = apps.add_subparsers(dest="apps_command", metavar="APPS_COMMAND")
     create = apps_sub.add_parser("create", help="create an app and print its API key once")
     create.add_argument("name")
     create.add_argument("--admin", action="store_true", help="also grant the admin scope")
     create.add_argument("--rate-limit-per-minute", type=int, default=None)
     create.add_argument("--quiet", action="store_true", help="print only the key")
     create.add_argument("--daily-report", action="store_true", help="opt in to the daily reports (scheduler)")
-    apps_sub.add_parser("list")
-    revoke = apps_sub.add_parser("revoke")
+    apps_sub.add_parser("list", help="list every app: name, scopes, active or revoked, created")
+    revoke = apps_sub.add_parser(
+        "revoke", help="revoke the active app NAME: its key stops working (the name is free again)"
+    )
     revoke.add_argument("name")
     daily = apps_sub.add_parser("daily-report", help="opt an app in to (on) or out of (off) the daily reports")
     daily.add_argument("name")
@@ -62,10 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
     enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
     enqueue.add_argument("type")
-    enqueue.add_argument("--payload", default="{}")
+    enqueue.add_argument("--payload", default="{}", help="the job's payload, a JSON object (default {})")
     enqueue.add_argument("--priority", choices=("high", "normal", "low"), default=None)
     enqueue.add_argument("--app", required=True, help="the app the job belongs to")
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `satworks`: what it can do
+        parser.print_help()
+        return 2
+    if args.command == "apps" and args.apps_command is None:
+        apps.print_help()
+        return 2
 
     if args.command == "devnode" and args.kind == "lnd":  # `satworks devnode lnd [pay] ...`
         from satworks.devnodes.lnd.cli import main as lnd_main
@@ -98,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         return _run(args, settings)
-    except SatworksError as exc:  # the CLI's boundary: a clear line, no traceback
+    except SatworksError as exc:  # the CLI's boundary: a clear line (and one per problem), no traceback
         print(f"error: {exc.message}", file=sys.stderr)
+        for problem in exc.details if isinstance(exc.details, list) else []:
+            if isinstance(problem, dict) and problem.get("msg"):
+                where = ".".join(str(part) for part in problem.get("loc", ())) or "input"
+                print(f"  {where}: {problem['msg']}", file=sys.stderr)
         return 1
 
 
@@ -143,9 +156,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps(sweep_payments(settings)))
     elif args.command == "enqueue":
+        from satworks import json_input
         from satworks.ops import enqueue_job
 
-        print(json.dumps(enqueue_job(settings, args.app, args.type, json.loads(args.payload), args.priority)))
+        try:
+            payload = json_input.parse(args.payload)
+        except json_input.JsonRefused as exc:
+            print(f"error: --payload: {exc.message}", file=sys.stderr)
+            return 2
+        print(json.dumps(enqueue_job(settings, args.app, args.type, payload, args.priority)))
     return 0
 
 
@@ -257,6 +276,7 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
     argv = [
         dramatiq,
         "satworks.workers.main",
+        "--skip-logging",  # satworks.logs formats every line (JSON); Dramatiq's own text format is not mixed in
         "--processes",
         str(processes),
         "--threads",

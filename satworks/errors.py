@@ -17,9 +17,9 @@ SatworksError
 │   ├── UnsafeWebhookUrl        not http(s), or the host resolves to a refused address (SSRF guard)
 │   └── ChaosFailure            a canary asked to fail for good
 └── RequestError            answered to an HTTP caller, never raised inside jobs
-    ├── BadRequest (400) · Unauthorized (401) · Forbidden (403) · NotFound (404)
-    ├── Conflict (409) · PayloadTooLarge (413) · UnsupportedMediaType (415)
-    ├── ValidationFailed (422) · RateLimited (429)
+    ├── BadRequest (400) · ClientDisconnected (400: the client left mid-body) · Unauthorized (401)
+    ├── Forbidden (403) · NotFound (404) · RequestTimeout (408) · Conflict (409)
+    ├── PayloadTooLarge (413) · UnsupportedMediaType (415) · ValidationFailed (422) · RateLimited (429)
 """
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ class RequestError(SatworksError):
 
 class BadRequest(RequestError):
     code = "bad_request"
+
+
+class ClientDisconnected(BadRequest):
+    """The client closed its connection before its request arrived: nobody reads the answer."""
+
+    code = "client_disconnected"
+
+
+class RequestTimeout(RequestError):
+    """The request (its body) did not arrive in time; the connection is closed after the answer."""
+
+    code = "request_timeout"
 
 
 class Unauthorized(RequestError):

@@ -27,7 +27,14 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    trusted_proxies: list[str] = []
+    max_json_depth: int = Field(32, ge=2, le=512)  # nesting of JSON bodies (objects and arrays); deeper: 400
+    # A request's head must arrive within this of the connection opening or of the previous response
+    # (closed otherwise; also how long an idle keep-alive connection stays open).
+    http_header_timeout_s: float = Field(15.0, gt=0)
+    http_body_timeout_s: float = Field(30.0, gt=0)  # a request's body must arrive within this (408, closed)
+    http_max_connections: int = Field(1000, ge=1)  # per web process; more are closed at once, unread
+    # Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed, hop by hop from the right.
+    trusted_proxies: list[IPvAnyNetwork] = []
 
     default_rate_limit_per_minute: int = Field(600_000, ge=1)
     auth_failures_per_minute: int = Field(30, ge=1)

@@ -100,9 +100,17 @@ class WorkerProcess:
     """``satworks worker`` in its own process group, so a test can SIGKILL all of it."""
 
     def __init__(
-        self, settings: Settings, *, queues: str = "critical,default,bulk", threads: int = 4, supervise: bool = False
+        self,
+        settings: Settings,
+        *,
+        queues: str = "critical,default,bulk",
+        threads: int = 4,
+        supervise: bool = False,
+        log: Path | None = None,
     ) -> None:
+        """``log``: a file for the pool's stderr (else it is discarded)."""
         self.settings = settings
+        self.log = log
         self.args = [
             sys.executable,
             "-m",
@@ -126,7 +134,7 @@ class WorkerProcess:
             cwd=ROOT,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if self.log is None else self.log.open("ab"),
         )
         return self
 
@@ -184,3 +192,50 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class WebProcess:
+    """``satworks web`` in its own process (aiohttp's production server, not the test server), its
+    stderr kept in ``log``, so a test sees what an operator would."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings = settings.model_copy(update={"http_port": free_port()})
+        self.url = f"http://127.0.0.1:{self.settings.http_port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WebProcess:
+        with self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "satworks.cli", "web"],
+                env=settings_env(self.settings),
+                cwd=ROOT,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        wait_until(self._answers, timeout_s=30, what=f"satworks web to answer /health (log: {self.log})")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"satworks web exited: {self.log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.settings.http_port), timeout=1) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -55,11 +56,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_KEY = re.compile(r"sw_([0-9a-f]{12})_([A-Za-z0-9-]{1,128})")
+
+
 def split_key(key: str) -> tuple[str, str] | None:
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != "sw" or len(parts[1]) != 12 or not parts[2]:
-        return None
-    return parts[1], parts[2]
+    """``(key_id, secret)`` of a well-formed key, else ``None`` (nothing else reaches the database)."""
+    match = _KEY.fullmatch(key)
+    return (match[1], match[2]) if match else None
 
 
 def verify(secret: str, key_hash: str) -> bool:
@@ -111,7 +114,7 @@ def create(
             )
         )
     except IntegrityError as exc:
-        raise Conflict(f"an app named {name!r} already exists") from exc
+        raise Conflict(f"an active app named {name!r} already exists") from exc
     details = {"name": name, "scopes": scopes, "rate_limit_per_minute": rate_limit_per_minute}
     audit.record(conn, AuditKind.KEY_CREATED, actor=audit.CLI, app_id=app_id, data=details)
     return f"sw_{key_id}_{secret}"
@@ -179,7 +182,9 @@ def ensure_internal(engine: Engine, name: str) -> uuid.UUID:
             )
             .on_conflict_do_nothing()
         )
-        row = conn.execute(select(apps.c.id, apps.c.key_hash).where(apps.c.name == name)).one()
+        row = conn.execute(
+            select(apps.c.id, apps.c.key_hash).where(apps.c.name == name, apps.c.revoked_at.is_(None))
+        ).one()
     if row.key_hash != NO_KEY_HASH:
         raise Conflict(f"an app named {name!r} exists with an API key; satworks needs that name")
     app_id: uuid.UUID = row.id

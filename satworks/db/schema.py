@@ -41,7 +41,7 @@ apps = Table(
     "apps",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("name", String(64), nullable=False, unique=True),
+    Column("name", String(64), nullable=False),
     Column("key_id", String(32), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False),
     Column("scopes", ARRAY(Text), nullable=False),
@@ -49,6 +49,8 @@ apps = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("revoked_at", DateTime(timezone=True)),
     Column("daily_report", Boolean, nullable=False, server_default=text("false")),
+    # A name belongs to one active app; a revoked app's name may be given again (0008_hardening).
+    Index("apps_active_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
 )
 
 jobs = Table(

@@ -15,7 +15,10 @@ from satworks.broker.stats import QueueStats
 from satworks.db.jobs import NewJob
 from satworks.http import context as ctx
 from satworks.http.auth import Authenticator
+from satworks.http.clients import ClientAddress
+from satworks.http.docs import add_docs
 from satworks.http.errors import errors_middleware
+from satworks.http.failures import FailedAttempts
 from satworks.http.middlewares import observe
 from satworks.http.openapi import openapi_document
 from satworks.http.ratelimit import WindowLimiter
@@ -45,6 +48,7 @@ def create_app(
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
     app[ctx.OPENAPI] = openapi_document(routes)
+    add_docs(app)
     app.cleanup_ctx.append(_resources)
     return app
 
@@ -64,10 +68,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[ctx.AUTH] = Authenticator(
             intake.engine,
             WindowLimiter(redis, namespace="satworks:rl"),
+            FailedAttempts(
+                redis, namespace=f"satworks:{settings.queue_prefix}authfail", limit=settings.auth_failures_per_minute
+            ),
             cache_ttl_s=settings.auth_cache_ttl_s,
-            failures_per_minute=settings.auth_failures_per_minute,
             default_rate_limit=settings.default_rate_limit_per_minute,
-            trusted_proxies=frozenset(settings.trusted_proxies),
+            client_address=ClientAddress(settings.trusted_proxies),
         )
         app[ctx.QUEUE_STATS] = QueueStats(intake.client, prefix=settings.queue_prefix)
         recovery = asyncio.create_task(recover_forever(intake.engine, intake.client, settings))

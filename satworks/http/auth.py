@@ -3,9 +3,14 @@
 Resolved keys are cached in-process for ``auth_cache_ttl_s`` (default 5 s): a revoked key stops
 working within that time. When an entry expires under load, one read refreshes it for every request
 that needs it meanwhile (not one read each: a burst of reads every TTL would set the p99). Failed
-attempts are counted per client address in Redis; past the limit the address is refused with 429
-until the window ends. Each failure is an ``auth_failed`` audit row with the client address and nothing
-of what was presented.
+attempts are counted per client address and per key id (``FailedAttempts``),
+``auth_failures_per_minute`` each, and each is an ``auth_failed`` audit row with the client address and
+nothing of what was presented:
+
+- an address past the limit gets 429 instead of 401 for its further failures until the window ends,
+  but valid keys from it keep working: one app's bad keys do not lock out the others behind a NAT;
+- a key id past the limit is refused (429), even with its right secret, until the window ends: a
+  guessing attack on one key stops wherever it comes from.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from satworks.db import apps as apps_db
 from satworks.db import audit as audit_db
 from satworks.db.apps import AppKey
 from satworks.errors import Forbidden, RateLimited, Unauthorized
-from satworks.http.ratelimit import WINDOW_S, WindowLimiter
+from satworks.http.clients import ClientAddress
+from satworks.http.failures import FailedAttempts
+from satworks.http.ratelimit import WindowLimiter
+
+BEARER_EXPECTED = "send the key as 'Authorization: Bearer <key>'"
 
 
 @dataclass(frozen=True)
@@ -37,50 +46,41 @@ class Authenticator:
         self,
         engine: AsyncEngine,
         limiter: WindowLimiter,
+        failures: FailedAttempts,
         *,
         cache_ttl_s: float,
-        failures_per_minute: int,
         default_rate_limit: int,
-        trusted_proxies: frozenset[str],
+        client_address: ClientAddress,
     ) -> None:
         self._engine = engine
         self._limiter = limiter
+        self.failures = failures
         self._ttl = cache_ttl_s
-        self._failures_per_minute = failures_per_minute
         self._default_rate_limit = default_rate_limit
-        self._trusted_proxies = trusted_proxies
+        self.client_address = client_address
         self._cache: dict[str, _Cached] = {}
         self._loading: dict[str, asyncio.Future[_Cached | None]] = {}
-        self._blocked: dict[str, float] = {}
 
     async def authenticate(self, request: web.Request, scope: str) -> AppKey:
-        if self._blocked and self._blocked.get(self.client_address(request), 0) > time.monotonic():
-            raise RateLimited("too many failed authentication attempts", retry_after_s=WINDOW_S)
-        header = request.headers.get("Authorization", "")
-        key = await self._resolve(header)
+        """The caller's key; raises ``Unauthorized`` (401), ``Forbidden`` (403) or ``RateLimited`` (429)."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        parts = apps_db.split_key(token.strip()) if scheme.lower() == "bearer" else None
+        if parts is not None and (left := self.failures.blocked(f"key:{parts[0]}")) is not None:
+            raise RateLimited("too many failed authentication attempts with this key", retry_after_s=left)
+        key = await self._resolve(*parts) if parts is not None else None
         if key is None:
             client = self.client_address(request)
-            await audit_db.record_failed_auth(self._engine, client, "missing key" if not header else "invalid key")
-            await self._failed(client)
-            raise Unauthorized("missing or invalid API key")
+            if self.failures.blocked(f"addr:{client}") is None:  # a blocked address adds no rows
+                await audit_db.record_failed_auth(self._engine, client, "missing key" if not scheme else "invalid key")
+            subjects = [f"addr:{client}"] + ([f"key:{parts[0]}"] if parts else [])
+            await self.failures.failed(*subjects)  # RateLimited past the limit
+            raise Unauthorized(_problem(scheme, parts is not None))
         if scope not in key.scopes:
             raise Forbidden(f"this key lacks the {scope!r} scope")
         await self._limiter.hit(f"app:{key.app_id}", key.rate_limit_per_minute or self._default_rate_limit)
         return key
 
-    def client_address(self, request: web.Request) -> str:
-        peer = request.remote or "unknown"
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded and peer in self._trusted_proxies:
-            return forwarded.split(",")[-1].strip()
-        return peer
-
-    async def _resolve(self, header: str) -> AppKey | None:
-        scheme, _, token = header.partition(" ")
-        parts = apps_db.split_key(token.strip()) if scheme.lower() == "bearer" else None
-        if parts is None:
-            return None
-        key_id, secret = parts
+    async def _resolve(self, key_id: str, secret: str) -> AppKey | None:
         cached = self._cache.get(key_id)
         if cached is None or cached.expires < time.monotonic():
             cached = await self._load(key_id)
@@ -110,9 +110,10 @@ class Authenticator:
         self._cache[key_id] = cached
         return cached
 
-    async def _failed(self, client: str) -> None:
-        try:
-            await self._limiter.hit(f"authfail:{client}", self._failures_per_minute)
-        except RateLimited:
-            self._blocked[client] = time.monotonic() + WINDOW_S
-            raise
+
+def _problem(scheme: str, well_formed: bool) -> str:
+    if not scheme:
+        return f"missing API key: {BEARER_EXPECTED}"
+    if scheme.lower() != "bearer":
+        return f"the Authorization scheme must be Bearer: {BEARER_EXPECTED}"
+    return "invalid API key" if well_formed else "malformed API key: keys look like sw_<12 hex>_<secret>"

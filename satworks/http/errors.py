@@ -1,7 +1,15 @@
-"""The one place errors become HTTP answers: ``{"error": {"code", "message", "details"}}``."""
+"""The one place errors become HTTP answers: ``{"error": {"code", "message", "details"}}``.
+
+``details`` has one shape, whatever raised the error: an object whose ``errors`` lists the problems
+with the request's input as ``{"loc", "msg", "type"}`` (empty when the input is not at fault), plus
+keys that depend on ``code``, e.g. ``dependency`` (503), ``retry_after_s`` (429), ``max_bytes`` (413),
+``max_depth`` (400), ``job_id``/``payment_id`` (409), ``known_types`` (422). Errors raised with a list
+of problems or with ``None`` are brought into that shape here, so raising code stays simple.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -9,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from satworks import errors
-from satworks.http.schemas import ErrorBody, ErrorOut
 from satworks.jobs.submission import validation_details
 
 __all__ = ["error_response", "errors_middleware", "validation_details"]
@@ -21,6 +28,7 @@ STATUS: dict[type[errors.SatworksError], int] = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.NotFound: 404,
+    errors.RequestTimeout: 408,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
@@ -33,8 +41,35 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    body = ErrorOut(error=ErrorBody(code=code, message=message, details=details))
-    return web.Response(status=status, body=body.model_dump_json(), content_type="application/json")
+    """The one error shape (``schemas.ErrorOut``); built as a dict: details may hold any JSON-able value."""
+    body = {"error": {"code": code, "message": message, "details": error_details(details, message, code)}}
+    return web.Response(status=status, body=json.dumps(body, default=str), content_type="application/json")
+
+
+def error_details(details: Any, message: str, code: str) -> dict[str, Any]:
+    """``details`` as raised (``None``, a list of problems or an object) in the one documented shape."""
+    if details is None:
+        return {"errors": []}
+    if isinstance(details, list):
+        return {"errors": [_problem(p, message, code) for p in details]}
+    if isinstance(details, dict):
+        listed = details.get("errors")
+        problems = [_problem(p, message, code) for p in listed] if isinstance(listed, list) else []
+        return {"errors": problems, **{k: v for k, v in details.items() if k != "errors"}}
+    return {"errors": [], "info": details}
+
+
+def _problem(problem: Any, message: str, code: str) -> dict[str, Any]:
+    """``{"loc": [...], "msg": ..., "type": ...}``, the parts missing from ``problem`` filled in."""
+    if not isinstance(problem, dict):
+        return {"loc": [], "msg": str(problem), "type": code}
+    loc = problem.get("loc", [])
+    return {
+        **problem,
+        "loc": list(loc) if isinstance(loc, list | tuple) else [loc],
+        "msg": problem.get("msg") or message,
+        "type": problem.get("type") or code,
+    }
 
 
 @web.middleware
@@ -51,6 +86,8 @@ async def errors_middleware(
         response = error_response(status, exc.code, exc.message, exc.details)
         if isinstance(exc, errors.RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after_s)
+        elif isinstance(exc, errors.RequestTimeout | errors.ClientDisconnected):
+            response.force_close()  # the rest of a slow body is not waited for
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -33,7 +33,14 @@ async def observe(
     request_id = incoming if incoming is not None and _VALID_ID.match(incoming) else secrets.token_hex(16)
     request_id_var.set(request_id)
     started = time.perf_counter()
-    response = await handler(request)
+    protocol = request.protocol  # satworks web's: it counts heads that time out between requests
+    if hasattr(protocol, "request_started"):
+        protocol.request_started()
+    try:
+        response = await handler(request)
+    finally:
+        if hasattr(protocol, "request_finished"):
+            protocol.request_finished()
     elapsed = time.perf_counter() - started
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"

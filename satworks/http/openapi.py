@@ -16,10 +16,11 @@ from satworks.http.schemas import ErrorOut
 
 REF = "#/components/schemas/{model}"
 _REASONS = {
-    400: "Malformed JSON",
+    400: "Malformed JSON, or nested too deeply",
     401: "Missing or invalid API key",
     403: "Key lacks the scope",
     404: "Not found",
+    408: "The request body did not arrive in time",
     409: "Conflict",
     413: "Body too large",
     415: "Body is not JSON",

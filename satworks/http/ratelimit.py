@@ -32,10 +32,14 @@ class WindowLimiter:
         self._redis = redis
         self._namespace = namespace
         self._leases: dict[str, _Lease] = {}
+        self._window = 0
 
     async def hit(self, subject: str, limit: int) -> None:
         """Spend one request for ``subject``; raise ``RateLimited`` when the window's quota is gone."""
         window = clock.unix_s() // WINDOW_S
+        if window != self._window:  # leases of past windows are worthless: keep only the subjects seen now
+            self._window = window
+            self._leases = {s: lease for s, lease in self._leases.items() if lease.window >= window}
         lease = self._leases.get(subject)
         if lease is None or lease.window != window:
             lease = self._leases[subject] = _Lease(window, 0)

@@ -15,6 +15,7 @@ from satworks.db.dead_letters import DeadLetter
 from satworks.db.jobs import JobRecord
 from satworks.db.payments import PaymentRecord
 from satworks.db.reports import ReportRecord
+from satworks.http.pagination import CURSOR_PATTERN
 from satworks.jobs.request import JobIn
 from satworks.jobs.status import JobStatus
 from satworks.payments.status import ExceptionStatus, PaymentStatus
@@ -92,7 +93,9 @@ class PaymentListQuery(BaseModel):
 
     status: PaymentStatus | None = None
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=64)
+    cursor: str | None = Field(
+        None, max_length=64, pattern=CURSOR_PATTERN, description="A `next_cursor` from the previous page."
+    )
 
 
 class Accepted(BaseModel):
@@ -167,13 +170,39 @@ class JobListQuery(BaseModel):
     status: JobStatus | None = None
     type: str | None = Field(None, max_length=64)
     limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=64)
+    cursor: str | None = Field(
+        None, max_length=64, pattern=CURSOR_PATTERN, description="A `next_cursor` from the previous page."
+    )
+
+
+class Problem(BaseModel):
+    """One problem with the request's input."""
+
+    loc: list[str | int] = Field(description='Where: e.g. `["payload", "note"]`, `["Idempotency-Key"]`.')
+    msg: str
+    type: str = Field(description="A stable name of the kind of problem, e.g. `missing`, `unstorable_text`.")
+
+
+class ErrorDetails(BaseModel):
+    """Always an object: ``errors`` lists the input's problems (empty when the input is not at fault);
+    other keys depend on the error's ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    errors: list[Problem]
+    dependency: str | None = Field(None, description="503: `postgres`, `redis` or `broker`.")
+    retry_after_s: int | None = Field(None, description="429: also in `Retry-After`.")
+    max_bytes: int | None = Field(None, description="413: the body limit.")
+    max_depth: int | None = Field(None, description="400: the JSON nesting limit.")
+    known_types: list[str] | None = Field(None, description="422 for an unknown job type.")
+    job_id: str | None = Field(None, description="409: the job the idempotency key made.")
+    payment_id: str | None = Field(None, description="409: the payment request the key (or address) belongs to.")
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(description="Stable machine-readable name, e.g. `validation_failed`.")
     message: str
-    details: Any = None
+    details: ErrorDetails
 
 
 class ErrorOut(BaseModel):

@@ -1,4 +1,5 @@
-"""``satworks web``: the intake app in one process, or in N processes sharing one port.
+"""``satworks web``: the intake app in one process, or in N processes sharing one port, each served by
+``satworks.http.server`` (header and body timeouts, connection cap).
 
 One process is CPU-bound in Python long before Postgres or Redis are (see ``bench/RESULTS.md``), so
 ``--processes N`` forks N copies that each bind the port with ``SO_REUSEPORT`` (aiohttp's
@@ -63,22 +64,14 @@ def serve(settings: Settings, processes: int) -> int:
 
 
 def _run_app(settings: Settings, *, reuse_port: bool, metrics_dir: Path | None) -> None:
-    from aiohttp import web
-
+    from satworks.http import server
     from satworks.http.app import create_app
 
     app = create_app(settings, multiprocess_dir=None if metrics_dir is None else str(metrics_dir))
     app.on_startup.append(_freeze_gc)  # after the resources opened by cleanup_ctx
     if reuse_port:
         app.cleanup_ctx.append(_exit_with_parent)
-    web.run_app(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        reuse_port=reuse_port or None,
-        access_log=None,
-        print=lambda *_: print(f"satworks web on http://{settings.http_host}:{settings.http_port} (pid {os.getpid()})"),
-    )
+    server.serve(settings, app, reuse_port=reuse_port)  # with the connection limits of ``http.server``
 
 
 async def _freeze_gc(app: object) -> None:

@@ -188,15 +188,21 @@ class IntakeBatcher:
                     self._mark_enqueued_later([s.job.id for s in fresh])
             finally:
                 self._flying.remove(written)
+            owners: dict[int, JobRecord | None] = {}  # skipped submission -> the job its key belongs to
             for sub in written.skipped:
                 key = sub.job.idempotency_key
                 job = written.existing.get((sub.job.app_id, key)) if key is not None else None
                 for other in written.earlier:  # the row may be another batch's, still on its way
                     if job is not None and job.id in other.inserted and not await other.done:
                         job = None  # that batch was rolled back
+                owners[id(sub)] = job
                 self._answer_replay(sub, job)
             for sub, first in written.repeats:
-                if first.future.exception() is not None:
+                # A repeat is compared with the job its key belongs to, not with the first request's
+                # answer: behind a first request that conflicts with the stored job, an equal body replays.
+                if id(first) in owners:
+                    self._answer_replay(sub, owners[id(first)])
+                elif first.future.exception() is not None:
                     sub.future.set_exception(first.future.exception())  # type: ignore[arg-type]
                 else:
                     self._answer_replay(sub, first.future.result()[0])

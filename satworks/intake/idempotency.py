@@ -1,7 +1,7 @@
 """The ``Idempotency-Key`` rule, the same on every endpoint that creates something.
 
 A key comes in the ``Idempotency-Key`` header or the body's ``idempotency_key`` (given both, they must
-be equal): 1 to 255 characters, no U+0000 (Postgres text cannot hold it). The same key from the same
+be equal): 1 to 255 characters of UTF-8 text, no U+0000 (Postgres text cannot hold it). The same key from the same
 app with the same body replays what the key made first (answered with ``Idempotent-Replayed: true``);
 with a different body it is a ``Conflict`` naming that job or payment. Keys are unique per app in the
 database, so concurrent duplicates collapse there, not in Python.
@@ -36,6 +36,11 @@ def check(key: str, *, loc: str = "idempotency_key") -> None:
         raise ValidationFailed(f"{HEADER} must be 1 to {MAX_LENGTH} characters", details=[{"loc": [loc]}])
     if "\x00" in key:
         raise ValidationFailed("the idempotency key must not contain U+0000", details=[{"loc": [loc]}])
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:  # a header's bytes that are not UTF-8 (aiohttp keeps them as surrogates)
+            raise ValidationFailed("the idempotency key must be UTF-8 text", details=[{"loc": [loc]}]) from None
 
 
 def check_replay(kind: str, existing_id: uuid.UUID, existing_hash: str, request_hash: str) -> None:

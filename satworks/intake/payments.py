@@ -25,7 +25,7 @@ from satworks.db.payment_requests import NewPayment
 from satworks.db.payments import PaymentRecord
 from satworks.errors import DependencyUnavailable, ValidationFailed
 from satworks.intake import idempotency
-from satworks.integrations.bitcoin.address import Network, is_valid_address
+from satworks.integrations.bitcoin.address import Network, canonical_address
 from satworks.jobs.lightning import CREATE_INVOICE
 from satworks.jobs.payments import CHECK, CHECK_TX, CREATE_ADDRESS, SWEEP
 from satworks.payments.request import PaymentIn
@@ -98,8 +98,15 @@ class PaymentIntake:
         lightning = spec.method == LIGHTNING
         if lightning:
             _check_lightning(spec)
-        elif spec.address is not None and not is_valid_address(spec.address, self._network):
-            raise ValidationFailed(f"address is not a valid {self._network} address", details=[{"loc": ["address"]}])
+        elif spec.address is not None:
+            # One spelling per destination (bech32 in lower case) before the uniqueness check and the hash:
+            # an address in upper case is the same address, not a new one another app could claim.
+            address = canonical_address(spec.address, self._network)
+            if address is None:
+                raise ValidationFailed(
+                    f"address is not a valid {self._network} address", details=[{"loc": ["address"]}]
+                )
+            spec = spec.model_copy(update={"address": address})
         if key is not None:
             idempotency.check(key)
         now = clock.utcnow()

@@ -13,8 +13,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _known_types(schema: dict[str, Any]) -> None:
+    """The catalog's job types, listed in the OpenAPI document (any other type is a 422)."""
+    from satworks.jobs.catalog import JOB_TYPES
+
+    schema["enum"] = sorted(JOB_TYPES)
+
+
 class JobIn(Strict):
-    type: str = Field(min_length=1, max_length=64, description="A job type, e.g. `canary`.")
+    type: str = Field(
+        min_length=1, max_length=64, description="A job type of the catalog.", json_schema_extra=_known_types
+    )
     payload: dict[str, Any] = Field(default_factory=dict, description="Validated by the job type's model.")
     priority: Literal["high", "normal", "low"] | None = Field(
         None, description="high → queue `critical`, normal → `default`, low → `bulk`. Default: the type's."

@@ -23,6 +23,9 @@ class HttpMetrics:
     processes: Gauge
     dead_letter_jobs: Gauge
     failed_jobs: Gauge
+    connections_refused: Counter
+    request_timeouts: Counter
+    head_timeouts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -63,6 +66,21 @@ class HttpMetrics:
                 ("queue",),
                 registry=registry,
                 multiprocess_mode="mostrecent",
+            ),
+            connections_refused=Counter(
+                "satworks_http_connections_refused",
+                "Connections closed unread: the process had SATWORKS_HTTP_MAX_CONNECTIONS open.",
+                registry=registry,
+            ),
+            head_timeouts=Counter(
+                "satworks_http_head_timeouts",
+                "Connections closed with a request head still arriving after SATWORKS_HTTP_HEADER_TIMEOUT_S.",
+                registry=registry,
+            ),
+            request_timeouts=Counter(
+                "satworks_http_request_timeouts",
+                "Requests answered 408 and closed: the body took longer than SATWORKS_HTTP_BODY_TIMEOUT_S.",
+                registry=registry,
             ),
             queue_messages=Gauge(
                 "satworks_queue_messages",

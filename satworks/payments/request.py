@@ -14,6 +14,14 @@ from satworks.payments.amounts import MAX_SAT
 MAX_METADATA_BYTES = 4096
 
 
+def _two_decimals(schema: dict[str, Any]) -> None:
+    """What the server enforces, in the OpenAPI document: 0 <= x < 100 with at most two decimals."""
+    schema["anyOf"] = [
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 100, "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^\d{1,2}(\.\d{1,2})?$"},
+    ]
+
+
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,7 +40,14 @@ class PaymentIn(BaseModel):
         "such a payment can still be replaced until mined, and then turns invalid (docs/algorithms.md).",
     )
     address: str | None = Field(None, max_length=100, description="Watch this address instead of a new one.")
-    payment_tolerance: Decimal = Field(Decimal(0), ge=0, lt=100, decimal_places=2, description="Percent.")
+    payment_tolerance: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        lt=100,
+        decimal_places=2,
+        description='Percent, at most two decimals: a number or a string such as `"2.5"`.',
+        json_schema_extra=_two_decimals,
+    )
     monitoring_s: StrictInt = Field(86_400, ge=0, le=7 * 24 * 3600, description="Late money is seen this long.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)

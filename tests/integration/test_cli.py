@@ -42,7 +42,42 @@ def test_errors_are_one_clear_line_without_a_traceback(settings: Any) -> None:
     assert satworks(settings, "apps", "create", name).returncode == 0
     again = satworks(settings, "apps", "create", name)
     assert again.returncode == 1
-    assert again.stderr.strip().splitlines()[-1] == f"error: an app named {name!r} already exists"
+    assert again.stderr.strip().splitlines()[-1] == f"error: an active app named {name!r} already exists"
     assert "Traceback" not in again.stderr
     unknown = satworks(settings, "enqueue", "canary", "--app", "no-such-app")
     assert (unknown.returncode, "Traceback" in unknown.stderr) == (1, False)
+
+
+def test_bad_payloads_name_the_problem_without_a_traceback(settings: Any) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name).returncode == 0
+    malformed = satworks(settings, "enqueue", "canary", "--payload", "{bad", "--app", name)
+    assert malformed.returncode == 2
+    assert malformed.stderr.startswith("error: --payload: malformed JSON"), malformed.stderr
+    invalid = satworks(settings, "enqueue", "canary", "--payload", '{"sleep_ms": "long"}', "--app", name)
+    assert invalid.returncode == 1
+    assert "payload.sleep_ms" in invalid.stderr, invalid.stderr
+    assert "Traceback" not in malformed.stderr + invalid.stderr
+
+
+def test_bare_command_and_version_and_help_say_what_to_do(settings: Any) -> None:
+    bare = satworks(settings)
+    assert (bare.returncode, "enqueue" in bare.stdout, "Traceback" in bare.stderr) == (2, True, False)
+    assert satworks(settings, "--version").stdout.startswith("satworks ")
+    helped = satworks(settings, "apps", "--help").stdout
+    assert "list every app" in helped and "revoke the active app" in helped
+
+
+def test_a_revoked_apps_name_can_be_given_to_a_new_app(settings: Any) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name).returncode == 0
+    assert satworks(settings, "apps", "revoke", name).returncode == 0
+    again = satworks(settings, "apps", "create", name, "--quiet")
+    assert again.returncode == 0, again.stderr
+    states = [
+        line.split("\t")[2]
+        for line in satworks(settings, "apps", "list").stdout.splitlines()
+        if line.startswith(name + "\t")
+    ]
+    assert sorted(states) == ["active", "revoked"]
+    assert satworks(settings, "apps", "create", name).returncode == 1  # one active app per name

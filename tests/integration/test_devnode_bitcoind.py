@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -17,6 +18,7 @@ from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 from satworks.devnodes.bitcoind.server import BitcoindConfig
 from satworks.integrations.bitcoin.address import decode_address, is_valid_address
 from tests.integration.bitcoind_fixtures import BitcoindNode, running_bitcoind
+from tests.support import eventually
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
 
@@ -507,3 +509,36 @@ async def test_walletnotify_and_blocknotify_reach_their_urls(aiohttp_server: Any
         await receiver.until(lambda: receiver.wallet.count(txid) == 3 and receiver.blocks.count(hashes[-1]) == 2)
     finally:
         await asyncio.to_thread(node.close)
+
+
+async def test_notifications_before_the_intake_listens_are_dropped_quietly_then_failures_warn(
+    aiohttp_server: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="satworks.devnodes")
+    receiver = Receiver()
+    server = await aiohttp_server(receiver.app())
+    port = server.port
+    await server.close()  # nothing listens there yet: the intake of the quick start is still starting
+    config = BitcoindConfig(rpc_user="user", rpc_password="pass", blocknotify_url=f"http://127.0.0.1:{port}/block/%s")
+    node = await asyncio.to_thread(BitcoindNode, config)
+    try:
+        rpc = rpc_of(node)
+        miner = await asyncio.to_thread(rpc.getnewaddress)
+        await asyncio.to_thread(rpc.generatetoaddress, 5, miner)
+        await eventually(lambda: _now(node.read(lambda: node.sim.notify_failures) >= 5 or None), what="5 failures")
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+        server = await aiohttp_server(receiver.app(), port=port)  # the intake listens now
+        hashes = await asyncio.to_thread(rpc.generatetoaddress, 1, miner)
+        await receiver.until(lambda: hashes[0] in receiver.blocks)
+        await server.close()
+        await asyncio.to_thread(rpc.generatetoaddress, 1, miner)  # once it answered, a failure is a warning
+        await eventually(
+            lambda: _now([r for r in caplog.records if r.levelno == logging.WARNING] or None), what="a warning"
+        )
+    finally:
+        await asyncio.to_thread(node.close)
+
+
+async def _now(value: Any) -> Any:
+    return value

@@ -40,14 +40,27 @@ async def test_non_json_body_is_415(client: Any, auth: Any) -> None:
     assert_error(await response.json(), "unsupported_media_type")
 
 
-@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer sw_000000000000_wrong", "Basic abc"])
-async def test_missing_or_invalid_key_is_401(client: Any, header: str | None) -> None:
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (None, "missing API key: send the key as 'Authorization: Bearer <key>'"),
+        ("Bearer nope", "malformed API key"),
+        ("Bearer sw_{key_id}_wrong", "invalid API key"),
+        ("Basic abc", "the Authorization scheme must be Bearer: send the key as 'Authorization: Bearer <key>'"),
+        ("Token sw_{key_id}_x", "the Authorization scheme must be Bearer"),
+    ],
+)
+async def test_missing_or_invalid_key_is_401_saying_what_is_expected(
+    client: Any, header: str | None, says: str
+) -> None:
     headers = {"X-Forwarded-For": f"10.1.{uuid.uuid4().int % 250}.9"}
     if header:
-        headers["Authorization"] = header
+        headers["Authorization"] = header.format(key_id=uuid.uuid4().hex[:12])
     response = await client.get(f"/v1/jobs/{uuid.uuid4()}", headers=headers)
     assert response.status == 401
-    assert_error(await response.json(), "unauthorized")
+    body = await response.json()
+    assert_error(body, "unauthorized")
+    assert body["error"]["message"].startswith(says)
 
 
 async def test_revoked_key_is_401(aiohttp_client: Any, settings: Any) -> None:
@@ -123,14 +136,39 @@ async def test_app_over_its_rate_limit_gets_429_with_retry_after(client: Any, ma
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
-async def test_repeated_failed_authentication_from_one_address_gets_429(client: Any, key: str) -> None:
-    address = {"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.1"}
-    bad = {**address, "Authorization": "Bearer sw_000000000000_guess"}
-    statuses = [(await client.get("/v1/jobs", headers=bad)).status for _ in range(6)]
+def fresh_address() -> dict[str, str]:
+    return {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.1"}
+
+
+async def test_repeated_failed_authentication_from_one_address_gets_429_but_valid_keys_still_work(
+    client: Any, key: str, make_key: Any
+) -> None:
+    address = fresh_address()
+    statuses = []
+    for _ in range(6):  # a different made-up key each time: only the address is over its limit
+        bad = {**address, "Authorization": f"Bearer sw_{uuid.uuid4().hex[:12]}_guess"}
+        statuses.append((await client.get("/v1/jobs", headers=bad)).status)
     assert statuses == [401] * 5 + [429]
-    # Even the right key is refused from that address until the window ends; other addresses are fine.
-    assert (await client.get("/v1/jobs", headers={**address, "Authorization": f"Bearer {key}"})).status == 429
-    assert (await client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"})).status == 200
+    refused = await client.get("/v1/jobs", headers={**address, "Authorization": "Bearer sw_0123456789ab_x"})
+    assert (refused.status, 1 <= int(refused.headers["Retry-After"]) <= 60) == (429, True)
+    assert_error(await refused.json(), "rate_limited")
+    # Other apps behind that address are not locked out: their valid keys still work, from there too.
+    assert (await client.get("/v1/jobs", headers={**address, "Authorization": f"Bearer {key}"})).status == 200
+    other = make_key()
+    assert (await client.get("/v1/jobs", headers={**address, "Authorization": f"Bearer {other}"})).status == 200
+
+
+async def test_repeated_failures_with_one_key_id_lock_that_key_from_every_address(client: Any, key: str) -> None:
+    key_id = key.split("_")[1]
+    statuses = []
+    for _ in range(6):  # guesses at one key's secret, each from another address
+        guess = {**fresh_address(), "Authorization": f"Bearer sw_{key_id}_guess{uuid.uuid4().hex[:6]}"}
+        statuses.append((await client.get("/v1/jobs", headers=guess)).status)
+    assert statuses == [401] * 5 + [429]
+    # Until the window ends that key is refused even with its secret, from anywhere.
+    locked = await client.get("/v1/jobs", headers={**fresh_address(), "Authorization": f"Bearer {key}"})
+    assert locked.status == 429
+    assert_error(await locked.json(), "rate_limited")
 
 
 async def test_broker_down_is_503_and_leaves_no_job_behind(aiohttp_client: Any, settings: Any, make_key: Any) -> None:
@@ -141,7 +179,7 @@ async def test_broker_down_is_503_and_leaves_no_job_behind(aiohttp_client: Any, 
     assert response.status == 503
     body = await response.json()
     assert_error(body, "dependency_unavailable")
-    assert body["error"]["details"] == {"dependency": "broker"}
+    assert body["error"]["details"] == {"errors": [], "dependency": "broker"}
     assert jobs_of(settings, key) == 0
     ready = await client.get("/ready")
     assert ready.status == 503

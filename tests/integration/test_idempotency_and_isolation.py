@@ -43,7 +43,7 @@ async def test_same_key_with_a_different_body_conflicts(client: Any, auth: Any) 
     assert response.status == 409
     body = await response.json()
     assert body["error"]["code"] == "conflict"
-    assert body["error"]["details"] == {"job_id": first["id"]}
+    assert body["error"]["details"] == {"errors": [], "job_id": first["id"]}
 
 
 async def test_concurrent_requests_with_one_key_create_one_job(client: Any, auth: Any, settings: Any) -> None:
@@ -132,7 +132,7 @@ async def test_idempotency_key_means_the_same_on_every_endpoint(
     # The same key, another request: 409 naming what the key made.
     conflict = await client.post(path, json={**body, **change}, headers={**auth, "Idempotency-Key": key})
     assert conflict.status == 409
-    assert (await conflict.json())["error"]["details"] == {f"{kind}_id": created["id"]}
+    assert (await conflict.json())["error"]["details"] == {"errors": [], f"{kind}_id": created["id"]}
 
     # Header and body must agree; a key is 1 to 255 characters without U+0000.
     differ = await client.post(

@@ -98,6 +98,18 @@ async def test_one_address_cannot_back_two_requests(api: Any, auth: Any) -> None
     assert second.status == 409
 
 
+async def test_an_address_in_upper_case_is_the_same_address(api: Any, auth: Any, make_key: Any) -> None:
+    address = encode_segwit_address("regtest", 0, uuid.uuid4().bytes + b"\0\0\0\0")
+    first = await create(api, auth, amount_sat=1_000, address=address.upper(), idempotency_key="upper")
+    assert first.status == 202
+    assert (await first.json())["address"] == address
+    # Another app cannot watch it under another spelling; the same app's retry in lower case replays.
+    other = {"Authorization": f"Bearer {make_key()}", "X-Forwarded-For": "10.77.0.1"}
+    assert (await create(api, other, amount_sat=1_000, address=address)).status == 409
+    again = await create(api, auth, amount_sat=1_000, address=address, idempotency_key="upper")
+    assert (again.status, (await again.json())["id"]) == (202, (await first.json())["id"])
+
+
 async def test_payments_are_isolated_between_apps(api: Any, auth: Any, make_key: Any) -> None:
     payment = await (await create(api, auth, amount_sat=1_000)).json()
     other = {"Authorization": f"Bearer {make_key()}"}
@@ -198,7 +210,7 @@ async def test_broker_down_is_503_and_stores_no_payment(aiohttp_client: Any, set
     down = await aiohttp_client(create_app(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})))
     response = await create(down, {"Authorization": f"Bearer {key}"}, amount_sat=1_000)
     assert response.status == 503
-    assert (await response.json())["error"]["details"] == {"dependency": "broker"}
+    assert (await response.json())["error"]["details"] == {"errors": [], "dependency": "broker"}
     assert payments_of(settings, key) == 0
 
 

@@ -242,11 +242,6 @@ async def test_a_different_body_with_a_key_taken_in_the_same_batch_gets_conflict
     assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [first.id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8: a repeat in a batch takes the answer of the batch's first request with its key, so a body "
-    "equal to the stored one gets the 409 of a different body ahead of it instead of the replay",
-)
 async def test_a_request_equal_to_the_stored_one_is_a_replay_even_behind_a_conflicting_one_in_its_batch(
     start_batcher: Any, app_id: uuid.UUID, prefix: str
 ) -> None:

@@ -3,6 +3,7 @@ and status writer against a real database, as Dramatiq's own tests do (send, ``j
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -264,17 +265,12 @@ def test_a_claim_that_cannot_be_written_never_runs_the_job(start_worker: Any, ap
     assert isinstance(message._exception, DependencyUnavailable)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the writer refuses the outcome (jsonb cannot hold U+0000), JobTracking only handles "
-    "DependencyUnavailable, Dramatiq logs the error and acks: the row stays 'running' for good",
-)
 @pytest.mark.parametrize("job_type", ["nul_result", "nul_error"])
 def test_a_result_or_error_postgres_cannot_store_does_not_leave_the_job_running(
     start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str, job_type: str
 ) -> None:
     stack = start_worker()
-    row = {**new_row(app_id, prefix), "type": job_type}
+    row = dataclasses.replace(new_row(app_id, prefix), type=job_type)
     store(db, row)
 
     stack.send(row)
@@ -283,3 +279,27 @@ def test_a_result_or_error_postgres_cannot_store_does_not_leave_the_job_running(
     job = read(db, row.id)
     assert job is not None
     assert JobStatus(job["status"]) in FINISHED, job
+
+
+def test_an_unstorable_result_fails_the_job_naming_where_and_an_unstorable_error_is_kept_readable(
+    start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    stack = start_worker()
+    result_row = dataclasses.replace(new_row(app_id, prefix), type="nul_result")
+    error_row = dataclasses.replace(new_row(app_id, prefix), type="nul_error")
+    store(db, result_row)
+    store(db, error_row)
+
+    stack.send(result_row)
+    stack.send(error_row)
+    stack.join()
+
+    result_job, error_job = read(db, result_row.id), read(db, error_row.id)
+    assert result_job is not None and error_job is not None
+    assert (result_job["status"], result_job["error_type"], result_job["result"]) == (
+        JobStatus.FAILED,
+        "UnstorableResult",
+        None,
+    )
+    assert result_job["error_message"] == "the job's result cannot be stored: text: text must not contain U+0000"
+    assert (error_job["status"], error_job["error_message"]) == (JobStatus.FAILED, "a\ufffdb")

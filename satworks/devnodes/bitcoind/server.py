@@ -139,6 +139,8 @@ class BitcoindSim:
         self._unanswered = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.notify_reached = False  # a notification URL answered once: its failures are warnings from now on
+        self.notify_failures = 0
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._port: int | None = None
@@ -348,10 +350,15 @@ class BitcoindSim:
             try:
                 async with session.post(url) as response:
                     await response.read()
+                    self.notify_reached = True
                     if response.status >= 400:
                         log.warning("notification refused", extra={"url": url.split("?")[0], "status": response.status})
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("notification failed", extra={"url": url.split("?")[0], "error": type(exc).__name__})
+                self.notify_failures += 1
+                # Until the intake has answered once it is still starting (the quick start runs both at
+                # once): nothing is lost, its sweeps read the node anyway, so that is no warning.
+                level = logging.WARNING if self.notify_reached else logging.DEBUG
+                log.log(level, "notification failed", extra={"url": url.split("?")[0], "error": type(exc).__name__})
 
 
 async def _serve(config: BitcoindConfig, host: str, port: int, *, premine: int, mine_every_s: float | None) -> None:

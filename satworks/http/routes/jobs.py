@@ -8,7 +8,15 @@ from satworks.db import jobs as jobs_db
 from satworks.errors import NotFound
 from satworks.http import context as ctx
 from satworks.http.pagination import decode_cursor, next_cursor
-from satworks.http.requests import accepted, idempotency_key, json_body, json_response, path_uuid, validate
+from satworks.http.requests import (
+    accepted,
+    idempotency_key,
+    json_body,
+    json_response,
+    path_uuid,
+    query_params,
+    validate,
+)
 from satworks.http.route import Route
 from satworks.http.schemas import JobIn, JobList, JobListQuery, JobOut
 
@@ -34,7 +42,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     app = await request.app[ctx.AUTH].authenticate(request, "jobs")
-    query = validate(JobListQuery, dict(request.query), what="query")
+    query = validate(JobListQuery, query_params(request), what="query")
     page = await jobs_db.listing(
         request.app[ctx.ENGINE],
         app.app_id,
@@ -65,7 +73,7 @@ ROUTES = [
         status=202,
         body=JobIn,
         scope="jobs",
-        errors=(*_ERRORS, 400, 409, 413, 415, 422),
+        errors=(*_ERRORS, 400, 408, 409, 413, 415, 422),
     ),
     Route(
         "GET",

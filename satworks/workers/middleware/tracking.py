@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
-from satworks import clock
+from satworks import clock, json_input
 from satworks.broker.messages import message_generation
 from satworks.errors import DependencyUnavailable, PermanentError
 from satworks.jobs.status import JobStatus
@@ -130,9 +130,20 @@ class JobTracking(Middleware):
 
     def _outcome(self, claim: Claim, message: Any, exception: BaseException | None) -> Outcome:
         if exception is None:
+            try:
+                json_input.check(self._local.result, max_depth=RESULT_MAX_DEPTH)
+            except json_input.JsonRefused as refused:  # Postgres would refuse the row: the job would stay running
+                where = ".".join(str(part) for part in refused.loc) or "result"
+                return Outcome(
+                    claim.job_id,
+                    JobStatus.FAILED,
+                    error_type="UnstorableResult",
+                    error_message=f"the job's result cannot be stored: {where}: {refused.message}",
+                    finished_at=_now(),
+                )
             return Outcome(claim.job_id, JobStatus.SUCCEEDED, result=self._local.result, finished_at=_now())
         error_type = type(exception).__name__
-        error_message = str(exception)[:2000] or error_type
+        error_message = _storable(str(exception)[:2000]) or error_type
         if message.failed:
             status = JobStatus.FAILED if isinstance(exception, PermanentError) else JobStatus.DEAD
             return Outcome(claim.job_id, status, error_type=error_type, error_message=error_message, finished_at=_now())
@@ -147,6 +158,14 @@ class JobTracking(Middleware):
 
     def set_result(self, result: dict[str, Any] | None) -> None:
         self._local.result = result
+
+
+RESULT_MAX_DEPTH = 512  # nesting of a job's result; deeper is refused like text Postgres cannot store
+
+
+def _storable(text: str) -> str:
+    """``text`` with what Postgres text cannot hold (U+0000, lone surrogates) replaced by U+FFFD."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _now() -> datetime:
