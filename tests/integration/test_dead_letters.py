@@ -68,7 +68,7 @@ async def test_a_requeued_dead_job_runs_again_with_its_attempts_kept_and_succeed
 
     again = await client.post(f"/v1/dead-letters/{job['id']}/requeue", headers=admin.auth)
     assert again.status == 409
-    assert (await again.json())["error"]["details"] == {"status": "succeeded"}
+    assert (await again.json())["error"]["details"] == {"errors": [], "status": "succeeded"}
 
     audit = await client.get("/v1/audit", params={"kind": "job_requeued", "app": app.name}, headers=admin.auth)
     rows = (await audit.json())["items"]
@@ -95,7 +95,7 @@ async def test_bulk_requeue_counts_in_a_dry_run_and_moves_only_what_matches(
         assert (await get_job(client, app.auth, job["id"]))["status"] == "dead"
 
     status, moved = await bulk(client, admin, app=app.name, status="dead", dry_run=False)
-    assert (status, moved["matched"], moved["requeued"]) == (202, 2, 2)
+    assert (status, moved["matched"], moved["requeued"]) == (200, 2, 2)
     assert sorted(moved["job_ids"]) == sorted(job["id"] for job in dying)
     for job in dying:
         await wait_for_status(client, app.auth, job["id"], "succeeded")
@@ -132,7 +132,7 @@ async def test_only_admin_keys_reach_dead_letters_and_filters_keep_apps_apart(
 
     assert [d["id"] for d in (await dead_letters(client, admin, app=app.name))["items"]] == [mine["id"]]
     status, moved = await bulk(client, admin, app=app.name, dry_run=False)
-    assert (status, moved["job_ids"]) == (202, [mine["id"]])
+    assert (status, moved["job_ids"]) == (200, [mine["id"]])
     assert (await get_job(client, other.auth, theirs["id"]))["status"] == "dead"
 
 
@@ -141,7 +141,7 @@ async def test_requeue_of_a_job_that_is_no_dead_letter_is_refused(
 ) -> None:
     waiting = await post_job(client, app.auth, delay_seconds=3600)
     refused = await client.post(f"/v1/dead-letters/{waiting['id']}/requeue", headers=admin.auth)
-    assert (refused.status, (await refused.json())["error"]["details"]) == (409, {"status": "scheduled"})
+    assert (refused.status, (await refused.json())["error"]["details"]) == (409, {"errors": [], "status": "scheduled"})
     for missing in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
         assert (await client.post(f"/v1/dead-letters/{missing}/requeue", headers=admin.auth)).status == 404
 

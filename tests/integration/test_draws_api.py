@@ -205,8 +205,8 @@ async def test_a_beacon_the_chain_has_reached_is_422(stack: DrawStack) -> None:
         response = await stack.post(body(height))
         assert response.status == 422
         error = (await response.json())["error"]
-        assert error["details"][0]["type"] == "beacon_not_in_future"
-        assert error["details"][0]["tip_height"] == tip
+        assert error["details"]["errors"][0]["type"] == "beacon_not_in_future"
+        assert error["details"]["errors"][0]["tip_height"] == tip
     assert await stored(stack) == []
 
 

@@ -14,9 +14,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from satworks.http.routes import all_routes
 from satworks.settings import Settings
+from satworks.webhooks.secrets import new_key
+from tests.integration.bitcoind_fixtures import running_bitcoind
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET
 from tests.support import WebProcess
 
@@ -45,16 +48,19 @@ QUERIES = st.dictionaries(
 
 @pytest.fixture(scope="module")
 def web(base_settings: Settings, tmp_path_factory: Any) -> Iterator[WebProcess]:
-    configured = base_settings.model_copy(
-        update={
-            "bitcoind_webhook_token": NODE_TOKEN,
-            "payment_webhook_secret": WATCHER_SECRET,
-            "auth_failures_per_minute": 1_000_000,
-        }
-    )
-    process = WebProcess(configured, Path(tmp_path_factory.mktemp("ownfuzz")) / "web.log").start()
-    yield process
-    process.stop()
+    with running_bitcoind() as node:  # a real node: the draws intake asks it for its tip
+        configured = base_settings.model_copy(
+            update={
+                "bitcoind_webhook_token": NODE_TOKEN,
+                "bitcoind_rpc_url": node.url,
+                "payment_webhook_secret": WATCHER_SECRET,
+                "webhook_secret_key": SecretStr(new_key()),  # webhook endpoints configured, as in the quick start
+                "auth_failures_per_minute": 1_000_000,
+            }
+        )
+        process = WebProcess(configured, Path(tmp_path_factory.mktemp("ownfuzz")) / "web.log").start()
+        yield process
+        process.stop()
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -26,6 +27,8 @@ from satworks.http.pagination import CURSOR_PATTERN
 from satworks.http.routes import all_routes
 from satworks.jobs.catalog import JOB_TYPES
 from satworks.settings import Settings
+from satworks.webhooks.secrets import new_key
+from tests.integration.bitcoind_fixtures import running_bitcoind
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET
 from tests.support import WebProcess
 
@@ -35,16 +38,19 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 @pytest.fixture(scope="module")
 def web(base_settings: Settings, tmp_path_factory: Any) -> Iterator[WebProcess]:
-    configured = base_settings.model_copy(
-        update={
-            "bitcoind_webhook_token": NODE_TOKEN,
-            "payment_webhook_secret": WATCHER_SECRET,
-            "auth_failures_per_minute": 1_000_000,  # wrong webhook credentials keep reaching their checks
-        }
-    )
-    process = WebProcess(configured, Path(tmp_path_factory.mktemp("fuzz")) / "web.log").start()
-    yield process
-    process.stop()
+    with running_bitcoind() as node:  # a real node: the draws intake asks it for its tip
+        configured = base_settings.model_copy(
+            update={
+                "bitcoind_webhook_token": NODE_TOKEN,
+                "bitcoind_rpc_url": node.url,
+                "payment_webhook_secret": WATCHER_SECRET,
+                "webhook_secret_key": SecretStr(new_key()),  # webhook endpoints configured, as in the quick start
+                "auth_failures_per_minute": 1_000_000,  # wrong webhook credentials keep reaching their checks
+            }
+        )
+        process = WebProcess(configured, Path(tmp_path_factory.mktemp("fuzz")) / "web.log").start()
+        yield process
+        process.stop()
 
 
 @pytest.fixture(scope="module")
