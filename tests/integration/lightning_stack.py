@@ -101,6 +101,8 @@ class LightningStack:
     # ---- processes
 
     def start_worker(self, **changes: Any) -> WorkerProcess:
+        # A port of its own: a worker killed a moment ago may still hold the previous one.
+        changes = {"worker_metrics_port": free_port(), **changes}
         self.worker = WorkerProcess(self.settings.model_copy(update=changes)).start()
         return self.worker
 

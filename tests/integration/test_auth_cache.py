@@ -13,6 +13,8 @@ from satworks.db import apps as apps_db
 from satworks.db.engine import async_engine
 from satworks.http import auth
 from satworks.http.auth import Authenticator
+from satworks.http.clients import ClientAddress
+from satworks.http.failures import FailedAttempts
 from satworks.http.ratelimit import WindowLimiter
 from satworks.settings import Settings
 
@@ -36,10 +38,10 @@ async def test_an_expired_key_is_read_once_for_all_the_requests_that_wait_for_it
     authenticator = Authenticator(
         engine,
         WindowLimiter(redis, namespace=f"satworks:rl:{settings.queue_prefix}"),
+        FailedAttempts(redis, namespace=f"satworks:{settings.queue_prefix}authfail", limit=5),
         cache_ttl_s=0,  # every entry is expired by the next burst
-        failures_per_minute=5,
         default_rate_limit=1_000,
-        trusted_proxies=frozenset(),
+        client_address=ClientAddress([]),
     )
     request = make_mocked_request("POST", "/v1/jobs", headers={"Authorization": f"Bearer {key}"})
     try:

@@ -160,7 +160,12 @@ class World:
 
     def counted_txids(self) -> list[str]:
         with self.engine.connect() as conn:
-            return [row.txid for row in conn.execute(store.txids_of([self.pid]))]
+            query = (  # the txids a request document lists: its counted receipts, oldest first
+                select(payment_txs.c.txid)
+                .where(payment_txs.c.payment_id == self.pid, payment_txs.c.state.in_(store.COUNTED))
+                .order_by(payment_txs.c.received_at)
+            )
+            return [row.txid for row in conn.execute(query)]
 
     def forget(self) -> None:
         with self.engine.begin() as conn:

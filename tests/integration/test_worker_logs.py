@@ -11,14 +11,17 @@ from typing import Any
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
-from tests.support import WorkerProcess
+from tests.support import WorkerProcess, free_port
 
 
 async def test_a_retried_job_leaves_json_lines_and_no_traceback(
     aiohttp_client: Any, base_settings: Settings, auth: Any, tmp_path: Path
 ) -> None:
     settings = base_settings.model_copy(
-        update={"queue_prefix": f"{base_settings.queue_prefix}l{uuid.uuid4().hex[:6]}_"}
+        update={
+            "queue_prefix": f"{base_settings.queue_prefix}l{uuid.uuid4().hex[:6]}_",
+            "worker_metrics_port": free_port(),
+        }
     )
     settings = settings.model_copy(update={"log_level": "INFO"})
     log = tmp_path / "worker.log"

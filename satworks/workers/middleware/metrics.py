@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -75,11 +76,19 @@ class JobMetricsMiddleware(Middleware):
             self._child(self.metrics.dead, message).inc()
 
 
-def serve_worker_metrics() -> None:
-    """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir."""
+def serve_worker_metrics() -> int:
+    """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir.
+
+    A port already taken is logged as one line and ends this process (exit 1), not a traceback."""
     settings = Settings()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
     register_build_info(registry)
-    start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=registry)
+    except OSError as exc:
+        extra = {"action": "worker_metrics_unavailable", "port": settings.worker_metrics_port, "error": str(exc)}
+        logging.getLogger(__name__).error("worker metrics cannot be served", extra=extra)
+        return 1
     threading.Event().wait()
+    return 0
