@@ -96,7 +96,8 @@ class Composer:
         return self.compose(due.app_id, spec, receipt_key(due.payment_id))
 
     def winner(self, notice: WinnerNotice) -> NewEmail | None:
-        """The ``draw_won`` email of one winner; None when its stored address no longer validates."""
+        """The ``draw_won`` email of one winner; None when its stored address no longer validates (or
+        the email cannot be made)."""
         try:
             to = normalize_address(notice.email)
         except InvalidEmailAddress:
@@ -112,10 +113,11 @@ class Composer:
                 "verify_url": self.public_base + public_path(notice.public_token),
             },
         )
-        return self.compose(notice.app_id, spec, winner_key(notice.draw_id, notice.entry_id))
+        return self._own(notice.app_id, spec, winner_key(notice.draw_id, notice.entry_id))
 
     def report(self, app_id: uuid.UUID, address: str, ready: ReportReady) -> NewEmail | None:
-        """The ``report_ready`` email of a daily report; None when the app's address no longer validates."""
+        """The ``report_ready`` email of a daily report; None when the app's address no longer validates
+        (or the email cannot be made)."""
         try:
             to = normalize_address(address)
         except InvalidEmailAddress:
@@ -129,7 +131,15 @@ class Composer:
                 "download_url": self.public_base + ready.download_path,
             },
         )
-        return self.compose(app_id, spec, report_key(ready.report_id))
+        return self._own(app_id, spec, report_key(ready.report_id))
+
+    def _own(self, app_id: uuid.UUID, spec: EmailIn, key: str) -> NewEmail | None:
+        """An email satworks writes in the transaction of what it tells: one it cannot render is
+        skipped (None), never an error that would undo the draw's result or the report."""
+        try:
+            return self.compose(app_id, spec, key)
+        except ValidationFailed:
+            return None
 
     def message(self, sendable: Sendable) -> EmailMessage:
         content = RenderedEmail(sendable.subject, sendable.text_body, sendable.html_body)
