@@ -113,10 +113,10 @@ def _send_email(res: WorkerResources, email_id: uuid.UUID) -> None:
 
 
 def _period(spec: ReportSpec) -> str:
-    """``2026-12-05 (UTC)`` for one UTC day, else ``FROM to TO UTC``."""
+    """``2026-12-05 UTC`` for one UTC day, else ``FROM to TO UTC``."""
     start, end = spec.from_.astimezone(UTC), spec.to.astimezone(UTC)
     if start.time() == time() and end - start == timedelta(days=1):
-        return f"{start.date().isoformat()} (UTC)"
+        return f"{start.date().isoformat()} UTC"
     return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
 
 

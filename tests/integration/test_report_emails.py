@@ -111,7 +111,7 @@ async def test_the_daily_report_of_an_app_with_an_address_arrives_by_email_once(
             html = parsed.get_body(("html",)).get_content()
             kind = "payments" if "Payments report" in parsed["Subject"] else "jobs"
             link = f"{base}/v1/reports/{reports[kind]}/download"
-            assert parsed["Subject"] == f"Your report is ready: {kind.title()} report ({day} (UTC))"
+            assert parsed["Subject"] == f"Your report is ready: {kind.title()} report ({day} UTC)"
             assert link in text and f'href="{link}"' in html
             assert parsed["To"] == f"Ops <{address}>"
             seen[kind] = link

@@ -178,8 +178,8 @@ def test_satworks_own_emails_are_keyed_by_what_they_tell_and_link_to_the_public_
     assert composer.winner(dataclasses.replace(notice, email="nobody@localhost")) is None  # no longer valid
 
     local = Composer(Settings(public_base_url=None, http_host="127.0.0.1", http_port=8080))
-    ready = ReportReady(report_id, "Jobs report", "2026-12-05 (UTC)", f"/v1/reports/{report_id}/download")
+    ready = ReportReady(report_id, "Jobs report", "2026-12-05 UTC", f"/v1/reports/{report_id}/download")
     report = local.report(app_id, "Ops <ops@example.org>", ready)
     assert report is not None and report.idempotency_key == f"satworks:report:{report_id}"
-    assert report.subject == "Your report is ready: Jobs report (2026-12-05 (UTC))"
+    assert report.subject == "Your report is ready: Jobs report (2026-12-05 UTC)"
     assert f"http://127.0.0.1:8080/v1/reports/{report_id}/download" in report.text_body
