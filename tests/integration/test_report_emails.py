@@ -151,10 +151,12 @@ def test_a_bad_report_address_is_refused_and_nothing_is_stored(settings: Any) ->
     assert scalar(settings, "SELECT count(*) FROM apps WHERE name = %s", name) == 0
 
     assert satworks(settings, "apps", "create", name).returncode == 0
-    changed = satworks(settings, "apps", "daily-report", name, "on", "--email", "Reports@Example.ORG")
-    assert changed.returncode == 0, changed.stderr
-    assert changed.stdout.strip() == f"app {name!r}: daily report on, emailed to Reports@example.org"
-    assert scalar(settings, "SELECT daily_report FROM apps WHERE name = %s", name) is True
-    assert scalar(settings, "SELECT report_email FROM apps WHERE name = %s", name) == "Reports@example.org"
-    assert satworks(settings, "apps", "daily-report", name, "off").returncode == 0
+    try:
+        changed = satworks(settings, "apps", "daily-report", name, "on", "--email", "Reports@Example.ORG")
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.strip() == f"app {name!r}: daily report on, emailed to Reports@example.org"
+        assert scalar(settings, "SELECT daily_report FROM apps WHERE name = %s", name) is True
+        assert scalar(settings, "SELECT report_email FROM apps WHERE name = %s", name) == "Reports@example.org"
+    finally:
+        assert satworks(settings, "apps", "daily-report", name, "off").returncode == 0
     assert scalar(settings, "SELECT report_email FROM apps WHERE name = %s", name) == "Reports@example.org"
