@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--rate-limit-per-minute", type=int, default=None)
     create.add_argument("--quiet", action="store_true", help="print only the key")
     create.add_argument("--daily-report", action="store_true", help="opt in to the daily reports (scheduler)")
+    create.add_argument("--report-email", metavar="ADDR", help="email the daily reports to ADDR (with --daily-report)")
     apps_sub.add_parser("list", help="list every app: name, scopes, active or revoked, created")
     revoke = apps_sub.add_parser(
         "revoke", help="revoke the active app NAME: its key stops working (the name is free again)"
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     daily = apps_sub.add_parser("daily-report", help="opt an app in to (on) or out of (off) the daily reports")
     daily.add_argument("name")
     daily.add_argument("state", choices=("on", "off"))
+    daily.add_argument("--email", metavar="ADDR", help="email the daily reports to ADDR from now on")
     devnode = sub.add_parser("devnode", help="run a development node simulator (regtest)")
     devnode.add_argument("kind", choices=("bitcoind", "lnd", "smtp", "webhook-receiver"))
     devnode.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's own options (--help)")
@@ -230,7 +232,12 @@ def _positive(text: str) -> int:
 def _apps(settings: Settings, args: argparse.Namespace) -> int:
     from satworks.db import apps
     from satworks.db.engine import sync_engine
+    from satworks.emails.addresses import normalize_address
 
+    address = {"create": getattr(args, "report_email", None), "daily-report": getattr(args, "email", None)}.get(
+        args.apps_command
+    )
+    report_email = normalize_address(address) if address is not None else None  # InvalidEmailAddress: exit 1
     engine = sync_engine(settings.database_url, pool_size=1)
     with engine.begin() as conn:
         if args.apps_command == "create":
@@ -240,6 +247,7 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
                 admin=args.admin,
                 rate_limit_per_minute=args.rate_limit_per_minute,
                 daily_report=args.daily_report,
+                report_email=report_email,
             )
             print(key if args.quiet else f"app {args.name!r} created; its API key (shown once):\n{key}")
         elif args.apps_command == "list":
@@ -247,8 +255,11 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
                 state = "revoked" if app.revoked_at else "active"
                 print(f"{app.name}\t{','.join(app.scopes)}\t{state}\t{app.created_at:%Y-%m-%d %H:%M}")
         elif args.apps_command == "daily-report":
-            apps.set_daily_report(conn, args.name, args.state == "on")
-            print(f"app {args.name!r}: daily report {args.state}")
+            apps.set_daily_report(conn, args.name, args.state == "on", report_email=report_email)
+            print(
+                f"app {args.name!r}: daily report {args.state}"
+                + (f", emailed to {report_email}" if report_email else "")
+            )
         else:
             apps.revoke(conn, args.name)
             print(f"app {args.name!r} revoked")

@@ -50,6 +50,7 @@ class AppInfo:
     created_at: datetime
     revoked_at: datetime | None
     daily_report: bool = False
+    report_email: str | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -95,9 +96,17 @@ async def active_id(engine: AsyncEngine, name: str) -> uuid.UUID:
 
 
 def create(
-    conn: Connection, name: str, *, admin: bool, rate_limit_per_minute: int | None, daily_report: bool = False
+    conn: Connection,
+    name: str,
+    *,
+    admin: bool,
+    rate_limit_per_minute: int | None,
+    daily_report: bool = False,
+    report_email: str | None = None,
 ) -> str:
-    """Insert an app and return its API key, which is shown once and never stored."""
+    """Insert an app and return its API key, which is shown once and never stored.
+
+    ``report_email`` (already validated, ``emails.addresses``) receives its daily reports."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
     scopes = ["jobs", "admin"] if admin else ["jobs"]
     app_id = uuid.uuid4()
@@ -111,6 +120,7 @@ def create(
                 scopes=scopes,
                 rate_limit_per_minute=rate_limit_per_minute,
                 daily_report=daily_report,
+                report_email=report_email,
             )
         )
     except IntegrityError as exc:
@@ -132,11 +142,13 @@ def revoke(conn: Connection, name: str) -> None:
     audit.record(conn, AuditKind.KEY_REVOKED, actor=audit.CLI, app_id=app_id, data={"name": name})
 
 
-def set_daily_report(conn: Connection, name: str, enabled: bool) -> None:
-    """Opt the active app ``name`` in to (or out of) the daily report; raises ``NotFound``."""
-    done = conn.execute(
-        update(apps).where(apps.c.name == name, apps.c.revoked_at.is_(None)).values(daily_report=enabled)
-    )
+def set_daily_report(conn: Connection, name: str, enabled: bool, *, report_email: str | None = None) -> None:
+    """Opt the active app ``name`` in to (or out of) the daily report, and set where it is emailed
+    (``report_email`` None: the address stays as it was); raises ``NotFound``."""
+    values: dict[str, object] = {"daily_report": enabled}
+    if report_email is not None:
+        values["report_email"] = report_email
+    done = conn.execute(update(apps).where(apps.c.name == name, apps.c.revoked_at.is_(None)).values(**values))
     if done.rowcount == 0:
         raise NotFound(f"no active app named {name!r}")
 
@@ -158,6 +170,7 @@ def listing(conn: Connection) -> list[AppInfo]:
             apps.c.created_at,
             apps.c.revoked_at,
             apps.c.daily_report,
+            apps.c.report_email,
         ).order_by(apps.c.created_at)
     )
     return [AppInfo(*row) for row in rows]

@@ -40,7 +40,7 @@ class DrawResult:
 
 @dataclass(frozen=True)
 class WinnerNotice:
-    """A winner to tell by email (a draw with ``notify``): see ``jobs.draws.queue_winner_emails``."""
+    """A winner to email (a draw with ``notify``): ``jobs.draws.queue_winner_emails`` makes its ``draw_won`` email."""
 
     draw_id: uuid.UUID
     app_id: uuid.UUID

@@ -126,6 +126,20 @@ def store(
     return True
 
 
+_DAILY_ADDRESS = (
+    "SELECT a.report_email FROM jobs j JOIN apps a ON a.id = j.app_id"
+    " WHERE j.id = :id AND starts_with(j.idempotency_key, :prefix)"
+    " AND a.report_email IS NOT NULL AND a.revoked_at IS NULL"
+)
+
+
+def daily_address(conn: Connection, report_id: uuid.UUID, key_prefix: str) -> str | None:
+    """Where a daily report is emailed: its app's ``report_email``, if the report's job is one the daily
+    task asked for (its idempotency key starts with ``key_prefix``) and the app gave an address."""
+    value = conn.execute(text(_DAILY_ADDRESS), {"id": report_id, "prefix": key_prefix}).scalar()
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class ReportRecord:
     """A report as the API shows it: its job and, once built, its document's description."""

@@ -49,6 +49,7 @@ apps = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("revoked_at", DateTime(timezone=True)),
     Column("daily_report", Boolean, nullable=False, server_default=text("false")),
+    Column("report_email", Text),  # where the daily report is emailed (0011_report_email)
     # A name belongs to one active app; a revoked app's name may be given again (0008_hardening).
     Index("apps_active_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
 )

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -27,14 +27,18 @@ from sqlalchemy import Connection, Engine
 
 from satworks import clock
 from satworks.broker.client import payment_sender
+from satworks.broker.messages import Delayed
 from satworks.db import draw_states as store
+from satworks.db import emails as emails_db
 from satworks.db.draw_states import DrawResult, WinnerNotice
 from satworks.db.draws import DrawRecord, committed_event
 from satworks.draws import Beacon, ResolvedBeacon, build_proof, commitment
 from satworks.draws.status import COMMITTED_EVENT, DrawStatus, complete, confirm_future, lose_beacon, refuse, see_beacon
-from satworks.errors import PermanentError
+from satworks.emails.outbox import Composer
+from satworks.errors import BrokerUnavailable, PermanentError
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.base import JobContext, JobType, Payload
+from satworks.jobs.emails import send_message
 from satworks.jobs.payments import InternalActor
 from satworks.settings import Settings
 
@@ -49,18 +53,24 @@ class CorruptDraw(PermanentError):
     code = "corrupt_draw"
 
 
-def queue_winner_emails(conn: Connection, notices: Sequence[WinnerNotice]) -> None:
-    """THE NOTIFY HOOK: called once per completed draw with ``"notify": true``, inside the transaction
-    that stores its result, with the winners that came with an email (in draw order).
-
-    Until the email outbox exists this only logs how many winners wait for an email; wiring it to the
-    outbox (one ``draw_won`` email per notice, written on ``conn``) makes them exactly-once.
-    """
-    if notices:
-        log.info(
-            "draw winners to notify",
-            extra={"action": "draw_notify_pending", "draw_id": str(notices[0].draw_id), "count": len(notices)},
+def queue_winner_emails(conn: Connection, notices: Sequence[WinnerNotice], composer: Composer) -> list[uuid.UUID]:
+    """One ``draw_won`` email row per winner that came with an email, written on ``conn``: the
+    transaction that stores the draw's one result (``db.draw_states.complete``), so a draw job that
+    runs twice makes none more (its idempotency key is the backstop). Returns the rows made, whose
+    sends are enqueued after the commit (the notifications sweep revives them if that fails)."""
+    made = [
+        email_id
+        for notice in notices
+        if (email := composer.winner(notice)) is not None
+        and (email_id := emails_db.insert_if_new(conn, email)) is not None
+    ]
+    if len(made) < len(notices):
+        skipped = len(notices) - len(made)  # an address that no longer validates, or an email made before
+        log.warning(
+            "draw winners without a new email",
+            extra={"action": "draw_notify_skipped", "draw_id": str(notices[0].draw_id), "count": skipped},
         )
+    return made
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ class DrawResources:
     engine: Engine
     rpc: BitcoinRpc
     enqueue: Callable[[str, tuple[Any, ...], int | None], None]
-    on_winners: Callable[[Connection, Sequence[WinnerNotice]], None] = field(default=queue_winner_emails)
+    composer: Composer
+    send_emails: Callable[[Sequence[Delayed]], None]  # the notifications' enqueue; raises BrokerUnavailable
 
 
 def wake(res: DrawResources) -> dict[str, int]:
@@ -186,8 +197,14 @@ def _draw(res: DrawResources, draw: DrawRecord, block_hash: str, confirmations: 
     result = DrawResult(block_hash, confirmations, winners, gzip.compress(document, PROOF_GZIP_LEVEL, mtime=0))
     del document
     proved = time.monotonic()
+    emailed: list[uuid.UUID] = []
+
+    def on_winners(conn: Connection, notices: Sequence[WinnerNotice]) -> None:
+        emailed.extend(queue_winner_emails(conn, notices, res.composer))
+
     with res.engine.begin() as conn:
-        stored = store.complete(conn, draw, result, now=clock.utcnow(), on_winners=res.on_winners)
+        stored = store.complete(conn, draw, result, now=clock.utcnow(), on_winners=on_winners)
+    _send_emails(res, draw_id, emailed)
     log.info(
         "draw completed" if stored else "draw completed by another job",
         extra={
@@ -201,6 +218,23 @@ def _draw(res: DrawResources, draw: DrawRecord, block_hash: str, confirmations: 
         },
     )
     return "completed" if stored else "completed elsewhere"
+
+
+def _send_emails(res: DrawResources, draw_id: str, email_ids: Sequence[uuid.UUID]) -> None:
+    """Enqueue the winners' sends; if the broker cannot take them, the notifications sweep will (the
+    rows are committed): the draw itself is done, so its job does not fail for that."""
+    if not email_ids:
+        return
+    prefix = res.settings.queue_prefix
+    try:
+        res.send_emails([(send_message(email_id, prefix), None) for email_id in email_ids])
+    except BrokerUnavailable:
+        log.warning(
+            "winner emails left to the sweep",
+            extra={"action": "draw_notify_deferred", "draw_id": draw_id, "count": len(email_ids)},
+        )
+        return
+    log.info("winner emails queued", extra={"action": "draw_notify", "draw_id": draw_id, "count": len(email_ids)})
 
 
 DRAW_ACTORS = (

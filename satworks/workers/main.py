@@ -63,7 +63,9 @@ def build(settings: Settings) -> dramatiq.Broker:
         settings, payments_engine, LndConnection(settings), enqueue, LightningMetrics.create(REGISTRY)
     )
     declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
-    declare_internal_actors(broker, DrawResources(settings, payments_engine, rpc, enqueue), DRAW_ACTORS)
+    mail = notifications.emails
+    draws = DrawResources(settings, payments_engine, rpc, enqueue, mail.composer, mail.enqueue)
+    declare_internal_actors(broker, draws, DRAW_ACTORS)
     return broker
 
 

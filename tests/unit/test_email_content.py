@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from satworks.db.draw_states import WinnerNotice
 from satworks.emails.addresses import EmailAddress, normalize_address, normalize_addresses
 from satworks.emails.message import build_message, message_id, sender_domain
+from satworks.emails.outbox import Composer, ReportReady, winner_key
 from satworks.emails.templates import EmailTemplates, RenderedEmail
 from satworks.errors import InvalidEmailAddress, InvalidPayload, TemplateError
 from satworks.integrations.smtp.client import SmtpConfig
@@ -20,11 +23,11 @@ TEMPLATES = EmailTemplates()
 CONTEXTS = {
     "payment_settled": {"customer_name": "Ann", "amount_sat": 125_000, "payment_id": "p-1", "memo": "order 1001"},
     "draw_won": {
-        "winner_name": "Ann",
-        "prize": "1 BTC",
-        "draw_name": "Summer raffle",
+        "raffle_id": "summer-raffle",
         "draw_id": "d-1",
-        "verify_url": "https://raffle.example/draws/d-1",
+        "entry_id": "ann",
+        "ticket": 17,
+        "verify_url": "https://raffle.example/p/draws/tok",
     },
     "report_ready": {"report_name": "Sales", "period": "May 2026", "download_url": "https://x.example/r.csv"},
     "generic": {"subject": "Hello", "body": "First paragraph.\n\nSecond <b>one</b>."},
@@ -156,3 +159,27 @@ def test_smtp_config_comes_from_settings_and_never_shows_the_password() -> None:
         "relay.example.com", 587, "starttls", 12,
     )  # fmt: skip
     assert config.password == "hunter2-secret" and "hunter2" not in repr(config)
+
+
+def test_a_winner_email_without_a_verification_link_leaves_the_link_out() -> None:
+    rendered = TEMPLATES.render("draw_won", {**CONTEXTS["draw_won"], "verify_url": None})
+    assert 'Your entry ann won in the raffle "summer-raffle" with ticket #17.' in rendered.text
+    assert rendered.html is not None and "href" not in rendered.html and "None" not in rendered.text
+
+
+def test_satworks_own_emails_are_keyed_by_what_they_tell_and_link_to_the_public_address() -> None:
+    draw_id, report_id, app_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    notice = WinnerNotice(draw_id, app_id, "summer", 1, "ann", 17, "Ann@Example.ORG", "tok123", {})
+    composer = Composer(Settings(public_base_url="https://raffle.example/sat/"))
+    won = composer.winner(notice)
+    assert won is not None and won.to_addrs == ["Ann@example.org"] and won.template == "draw_won"
+    assert won.idempotency_key == winner_key(draw_id, "ann") != winner_key(draw_id, "bob")
+    assert won.context is not None and won.context["verify_url"] == "https://raffle.example/sat/p/draws/tok123"
+    assert composer.winner(dataclasses.replace(notice, email="nobody@localhost")) is None  # no longer valid
+
+    local = Composer(Settings(public_base_url=None, http_host="127.0.0.1", http_port=8080))
+    ready = ReportReady(report_id, "Jobs report", "2026-12-05 UTC", f"/v1/reports/{report_id}/download")
+    report = local.report(app_id, "Ops <ops@example.org>", ready)
+    assert report is not None and report.idempotency_key == f"satworks:report:{report_id}"
+    assert report.subject == "Your report is ready: Jobs report (2026-12-05 UTC)"
+    assert f"http://127.0.0.1:8080/v1/reports/{report_id}/download" in report.text_body
