@@ -36,6 +36,7 @@ from satworks.errors import PermanentError
 from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.base import JobContext, JobType, Payload
 from satworks.jobs.payments import InternalActor
+from satworks.metrics.draws import DrawMetrics
 from satworks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class DrawResources:
     rpc: BitcoinRpc
     enqueue: Callable[[str, tuple[Any, ...], int | None], None]
     on_winners: Callable[[Connection, Sequence[WinnerNotice]], None] = field(default=queue_winner_emails)
+    metrics: DrawMetrics = field(default_factory=lambda: DrawMetrics.create(None))
 
 
 def wake(res: DrawResources) -> dict[str, int]:
@@ -125,6 +127,8 @@ def _check_commit(res: DrawResources, draw: DrawRecord) -> str:
             moved = store.move(conn, draw, refuse(draw.status), reason=reason, now=clock.utcnow())
     if not moved:
         return "moved elsewhere"
+    if not future:
+        res.metrics.finished.labels("refused").inc()
     log.info("draw beacon checked", extra={"action": "draw_checked", "draw_id": str(draw.id), "tip": tip})
     return "waiting" if future else "refused"
 
@@ -188,6 +192,9 @@ def _draw(res: DrawResources, draw: DrawRecord, block_hash: str, confirmations: 
     proved = time.monotonic()
     with res.engine.begin() as conn:
         stored = store.complete(conn, draw, result, now=clock.utcnow(), on_winners=res.on_winners)
+    if stored:
+        res.metrics.finished.labels("completed").inc()
+        res.metrics.duration.observe(time.monotonic() - started)
     log.info(
         "draw completed" if stored else "draw completed by another job",
         extra={

@@ -19,6 +19,7 @@ from satworks.jobs.draws import DRAW_ACTORS, DrawResources
 from satworks.jobs.lightning import LIGHTNING_ACTORS, LightningResources, LndConnection
 from satworks.jobs.payments import PaymentResources
 from satworks.jobs.resources import WorkerResources
+from satworks.metrics.draws import DrawMetrics
 from satworks.metrics.jobs import JobMetrics
 from satworks.metrics.lightning import LightningMetrics
 from satworks.metrics.notify import NotifyMetrics
@@ -63,7 +64,8 @@ def build(settings: Settings) -> dramatiq.Broker:
         settings, payments_engine, LndConnection(settings), enqueue, LightningMetrics.create(REGISTRY)
     )
     declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
-    declare_internal_actors(broker, DrawResources(settings, payments_engine, rpc, enqueue), DRAW_ACTORS)
+    draws = DrawResources(settings, payments_engine, rpc, enqueue, metrics=DrawMetrics.create(REGISTRY))
+    declare_internal_actors(broker, draws, DRAW_ACTORS)
     return broker
 
 
