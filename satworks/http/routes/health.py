@@ -56,11 +56,11 @@ async def metrics(request: web.Request) -> web.Response:
     except DependencyUnavailable:
         pass  # keep the last known depths; readiness reports the outage
     try:
-        counts = await requests_db.counts_by_method_and_status(request.app[ctx.ENGINE])
+        payments = await requests_db.counts_by_method_and_status(request.app[ctx.ENGINE])
         for method in PAYMENT_METHODS:
             for status in PaymentStatus:
                 gauge = request.app[ctx.HTTP_METRICS].payment_requests.labels(method, status.value)
-                gauge.set(counts.get((method, status.value), 0))
+                gauge.set(payments.get((method, status.value), 0))
     except DependencyUnavailable:
         pass  # keep the last known counts; readiness reports the outage
     with contextlib.suppress(DependencyUnavailable):  # keep the last known counts; readiness reports it
