@@ -1,8 +1,8 @@
 """The sample names a registry can export, for processes the monitored stack does not run.
 
 A scrape shows only the labelled series that were used, so for the Lightning listener (the stack has no
-lnd) and the workers' Lightning counters (the stack runs no Lightning job) the names come from the
-registries the code builds: every family, used or not, with the sample suffixes of its type.
+lnd; its reconnects appear on the first reconnect) the names come from the registry the code builds:
+every family, used or not, with the sample suffixes of its type.
 """
 
 from __future__ import annotations

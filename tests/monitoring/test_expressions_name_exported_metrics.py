@@ -10,9 +10,8 @@ Sample names are compared exactly (``_total``, ``_bucket``, ``_count``), and per
 selector names its ``job``; ``up`` is Prometheus's own. A job the stack does not scrape exports nothing:
 a selector naming it is reported.
 
-Two sets come from the code's registries instead (tests/monitoring/declared.py): ``satworks lnd-listener``
-(the stack has no lnd; test_lightning_listener_metrics.py checks them against a real listener) and the
-workers' ``satworks_lightning_checks_total`` (created on a Lightning job's first visit to lnd).
+One set comes from the code's registries instead (tests/monitoring/declared.py): ``satworks lnd-listener``
+(the stack has no lnd; test_lightning_listener_metrics.py checks them against a real listener).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from satworks.metrics.build import register_build_info
-from satworks.metrics.lightning import LightningMetrics, ListenerMetrics
+from satworks.metrics.lightning import ListenerMetrics
 from tests.monitoring.declared import declared_samples
 from tests.monitoring.promql import dashboard_exprs, metric_refs, rule_exprs, unexported
 from tests.monitoring.stack import MonitoredStack
@@ -47,18 +46,12 @@ def listener_samples() -> set[str]:
     return declared_samples(registry)
 
 
-def lightning_check_samples() -> set[str]:
-    registry = CollectorRegistry()
-    LightningMetrics.create(registry)
-    return declared_samples(registry)
-
-
 @pytest.fixture(scope="module")
 def exported(stack: MonitoredStack) -> dict[str, set[str]]:
     """Sample names by scrape job, as deploy/prometheus/prometheus.yml names the jobs."""
     return {
         "satworks-web": sample_names(stack.scrape_web()) | {"up"},
-        "satworks-workers": sample_names(stack.scrape_worker()) | lightning_check_samples() | {"up"},
+        "satworks-workers": sample_names(stack.scrape_worker()) | {"up"},
         "satworks-scheduler": sample_names(stack.scrape_scheduler()) | {"up"},
         "satworks-lnd-listener": listener_samples() | {"up"},
     }
