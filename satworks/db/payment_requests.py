@@ -123,11 +123,12 @@ async def listing(
     return Page([(p, txids[p.id]) for p in page.items], page.next_before)
 
 
-async def counts_by_status(engine: AsyncEngine) -> dict[str, int]:
-    query = select(payment_requests.c.status, func.count()).group_by(payment_requests.c.status)
+async def counts_by_method_and_status(engine: AsyncEngine) -> dict[tuple[str, str], int]:
+    columns = (payment_requests.c.method, payment_requests.c.status)
+    query = select(*columns, func.count()).group_by(*columns)
     with db_errors():
         async with engine.connect() as conn:
-            return {status: count for status, count in await conn.execute(query)}
+            return {(method, status): count for method, status, count in await conn.execute(query)}
 
 
 async def record_webhook(engine: AsyncEngine, source: str, event_id: str, payment_id: uuid.UUID) -> None:

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -40,6 +40,7 @@ from satworks.integrations.bitcoin.rpc import BitcoinRpc
 from satworks.jobs.base import JobContext, JobType, Payload
 from satworks.jobs.emails import send_message
 from satworks.jobs.payments import InternalActor
+from satworks.metrics.draws import DrawMetrics
 from satworks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class DrawResources:
     enqueue: Callable[[str, tuple[Any, ...], int | None], None]
     composer: Composer
     send_emails: Callable[[Sequence[Delayed]], None]  # the notifications' enqueue; raises BrokerUnavailable
+    metrics: DrawMetrics = field(default_factory=lambda: DrawMetrics.create(None))
 
 
 def wake(res: DrawResources) -> dict[str, int]:
@@ -136,6 +138,8 @@ def _check_commit(res: DrawResources, draw: DrawRecord) -> str:
             moved = store.move(conn, draw, refuse(draw.status), reason=reason, now=clock.utcnow())
     if not moved:
         return "moved elsewhere"
+    if not future:
+        res.metrics.finished.labels("refused").inc()
     log.info("draw beacon checked", extra={"action": "draw_checked", "draw_id": str(draw.id), "tip": tip})
     return "waiting" if future else "refused"
 
@@ -205,6 +209,9 @@ def _draw(res: DrawResources, draw: DrawRecord, block_hash: str, confirmations: 
     with res.engine.begin() as conn:
         stored = store.complete(conn, draw, result, now=clock.utcnow(), on_winners=on_winners)
     _send_emails(res, draw_id, emailed)
+    if stored:
+        res.metrics.finished.labels("completed").inc()
+        res.metrics.duration.observe(time.monotonic() - started)
     log.info(
         "draw completed" if stored else "draw completed by another job",
         extra={

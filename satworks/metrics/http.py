@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from satworks.metrics.jobs import LABELS
 
+#: the ``method`` label of ``satworks_payment_requests`` (payments/request.py's ``method``)
+PAYMENT_METHODS = ("onchain", "lightning")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -48,8 +50,8 @@ class HttpMetrics:
             ),
             payment_requests=Gauge(
                 "satworks_payment_requests",
-                "Payment requests by status, read at scrape time.",
-                ("status",),
+                "Payment requests by method (onchain, lightning) and status, read at scrape time.",
+                ("method", "status"),
                 registry=registry,
                 multiprocess_mode="mostrecent",
             ),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LAG_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+#: the lightning jobs, the ``kind`` label
+KINDS = ("create_invoice", "check", "sweep")
 #: what a lightning job's visit to lnd came to (bounded label values)
 OUTCOMES = (
     "changed",  # a status moved (or the invoice was created)
@@ -27,14 +29,18 @@ class LightningMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None) -> LightningMetrics:
-        return cls(
-            calls=Counter(
-                "satworks_lightning_checks",
-                "Lightning payment jobs (create_invoice, check, sweep) by outcome of their lnd reads.",
-                ("kind", "outcome"),
-                registry=registry,
-            )
+        """Every kind and outcome is exported from the start (at 0), so ``increase()`` sees the first
+        refusal after a restart."""
+        calls = Counter(
+            "satworks_lightning_checks",
+            "Lightning payment jobs (create_invoice, check, sweep) by outcome of their lnd reads.",
+            ("kind", "outcome"),
+            registry=registry,
         )
+        for kind in KINDS:
+            for outcome in OUTCOMES:
+                calls.labels(kind, outcome)
+        return cls(calls)
 
 
 @dataclass(frozen=True)

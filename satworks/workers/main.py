@@ -19,6 +19,7 @@ from satworks.jobs.draws import DRAW_ACTORS, DrawResources
 from satworks.jobs.lightning import LIGHTNING_ACTORS, LightningResources, LndConnection
 from satworks.jobs.payments import PaymentResources
 from satworks.jobs.resources import WorkerResources
+from satworks.metrics.draws import DrawMetrics
 from satworks.metrics.jobs import JobMetrics
 from satworks.metrics.lightning import LightningMetrics
 from satworks.metrics.notify import NotifyMetrics
@@ -64,7 +65,9 @@ def build(settings: Settings) -> dramatiq.Broker:
     )
     declare_internal_actors(broker, lightning, LIGHTNING_ACTORS)
     mail = notifications.emails
-    draws = DrawResources(settings, payments_engine, rpc, enqueue, mail.composer, mail.enqueue)
+    draws = DrawResources(
+        settings, payments_engine, rpc, enqueue, mail.composer, mail.enqueue, metrics=DrawMetrics.create(REGISTRY)
+    )
     declare_internal_actors(broker, draws, DRAW_ACTORS)
     return broker
 

@@ -28,6 +28,7 @@ from satworks.db.engine import sync_engine
 from satworks.http import context as ctx
 from satworks.settings import Settings
 from tests.integration.draws_stack import DrawStack, entries, running_draw_stack
+from tests.integration.lightning_stack import scrape
 from tests.support import db_dsn, eventually, scalar
 
 
@@ -107,6 +108,15 @@ async def test_commit_mine_draw_and_verify_with_the_cli(
     events = stack.events(draw_id)
     assert [e["type"] for e in events] == ["draw.committed", "draw.completed"]
     assert events[1]["data"]["winners"] == done["winners"]
+
+    # The worker counted it (after its commit, so polled): one completed, none refused, one duration
+    async def counted() -> dict[str, float] | None:
+        samples = scrape(stack.settings.worker_metrics_port)
+        return samples if samples.get("satworks_draws_finished_total{outcome=completed}") == 1.0 else None
+
+    samples = await eventually(counted, what="the worker to count the completed draw")
+    assert samples["satworks_draws_finished_total{outcome=refused}"] == 0.0
+    assert samples["satworks_draw_duration_seconds_count"] == 1.0
 
 
 async def test_a_block_mined_right_after_the_202_is_the_beacon(stack: DrawStack) -> None:

@@ -26,7 +26,7 @@ async def test_metrics_count_requests_and_enqueued_jobs(client: Any, auth: Any) 
     assert 'satworks_http_requests_total{method="GET",route="/v1/jobs/{id}",status="404"} 1.0' in text
     assert 'satworks_jobs_enqueued_total{queue="default",type="canary"} 1.0' in text
     assert 'satworks_queue_messages{queue="default",state="delayed"}' in text
-    assert 'satworks_payment_requests{status="settled"}' in text
+    assert 'satworks_payment_requests{method="onchain",status="settled"}' in text
     assert "sw_" not in text  # no keys in labels
 
 

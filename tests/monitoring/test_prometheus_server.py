@@ -79,7 +79,7 @@ def test_prometheus_sees_the_counts_of_the_jobs_that_ran_then_alerts_on_a_new_de
     # Payments by status: the one request got its address from the node
     payments = {
         dict(labels)["status"]: value
-        for labels, value in prometheus.query(f'satworks_payment_requests{{job="{WEB}"}}').items()
+        for labels, value in prometheus.query(f'satworks_payment_requests{{job="{WEB}", method="onchain"}}').items()
     }
     assert payments["new"] == 1 and payments["creating"] == 0, payments
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tests.monitoring.declared import declared_samples
 from tests.monitoring.promql import family, metric_refs, unexported
 
 
@@ -61,3 +64,27 @@ def test_unexported_reports_unknown_names_wrong_suffixes_and_wrong_jobs() -> Non
         "satworks_jobs_started_bucket is not exported by any job; that family exports ['satworks_jobs_started_total']",
         "satworks_jobs_exploded_total is not exported by job satworks-workers",
     ]
+
+
+def test_a_selector_for_a_job_nobody_scrapes_is_reported() -> None:
+    exported = {"satworks-workers": {"up", "satworks_lnd_stream_up"}}
+    assert unexported(metric_refs('satworks_lnd_stream_up{job="satworks-lnd-listener"}'), exported) == [
+        "satworks_lnd_stream_up is not exported by job satworks-lnd-listener; that family exports"
+        " ['satworks_lnd_stream_up']: satworks_lnd_stream_up{job=\"satworks-lnd-listener\"}"
+    ]
+
+
+def test_declared_samples_name_every_family_with_its_type_suffixes_used_or_not() -> None:
+    registry = CollectorRegistry()
+    Counter("satworks_x", "a labelled counter never used", ("reason",), registry=registry)
+    Histogram("satworks_x_seconds", "a histogram", registry=registry)
+    Gauge("satworks_x_up", "a gauge", registry=registry)
+    assert declared_samples(registry) == {
+        "satworks_x_total",
+        "satworks_x_created",
+        "satworks_x_seconds_bucket",
+        "satworks_x_seconds_count",
+        "satworks_x_seconds_sum",
+        "satworks_x_seconds_created",
+        "satworks_x_up",
+    }

@@ -18,6 +18,7 @@ from satworks.http.route import Route
 from satworks.http.schemas import Health
 from satworks.jobs.base import QUEUES
 from satworks.jobs.status import JobStatus
+from satworks.metrics.http import PAYMENT_METHODS
 from satworks.payments.status import PaymentStatus
 
 
@@ -55,9 +56,11 @@ async def metrics(request: web.Request) -> web.Response:
     except DependencyUnavailable:
         pass  # keep the last known depths; readiness reports the outage
     try:
-        counts = await requests_db.counts_by_status(request.app[ctx.ENGINE])
-        for status in PaymentStatus:
-            request.app[ctx.HTTP_METRICS].payment_requests.labels(status.value).set(counts.get(status.value, 0))
+        payments = await requests_db.counts_by_method_and_status(request.app[ctx.ENGINE])
+        for method in PAYMENT_METHODS:
+            for status in PaymentStatus:
+                gauge = request.app[ctx.HTTP_METRICS].payment_requests.labels(method, status.value)
+                gauge.set(payments.get((method, status.value), 0))
     except DependencyUnavailable:
         pass  # keep the last known counts; readiness reports the outage
     with contextlib.suppress(DependencyUnavailable):  # keep the last known counts; readiness reports it
