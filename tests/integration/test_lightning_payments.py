@@ -16,10 +16,11 @@ from satworks.broker.client import payment_sender
 from satworks.integrations.lnd.errors import LndAlreadyExists, LndError
 from satworks.integrations.lnd.records import FailureReason, PaymentStatus
 from satworks.jobs.lightning import SWEEP
+from satworks.scheduler.tasks import TASKS, setting_name
 from tests.integration.lightning_stack import FAST_CHECKS, MakeStack, lightning, until
 from tests.integration.lnd_fixtures import LndNetwork, lnd_network
 from tests.scheduler_support import SchedulerProcess
-from tests.support import eventually, scalar
+from tests.support import eventually, message_in_broker, scalar
 
 __all__ = ["lightning", "lnd_network"]
 
@@ -196,17 +197,20 @@ async def test_a_wrong_macaroon_is_a_clear_permanent_error_and_changes_no_status
     stack.worker.kill()
     good_worker = stack.start_worker()  # the right macaroon: lnd makes the invoice
     good = await stack.created(amount_sat=4_000, expires_in=10)
+    # Killed once the invoice's check chain is queued: a kill between the invoice's commit and that send
+    # would leave the chain to the scheduled sweep, which this test does not run.
+    await until(lambda: message_in_broker(stack.settings, good["id"]), what="the invoice's first check to be queued")
     good_worker.kill()
     await stack.pay(good["payment_request"])  # paid while nobody watches, well before expiry
     bad_worker = stack.start_worker(lnd_macaroon_path=wrong)  # takes over the check chain
     listener = stack.start_listener(lnd_macaroon_path=wrong)
 
-    def refused() -> bool:
-        calls = stack.worker_metrics().get("satworks_lightning_checks_total{kind=check,outcome=auth_failed}", 0)
-        streams = listener.metrics().get("satworks_lnd_stream_reconnects_total{reason=auth_failed}", 0)
-        return calls >= 1 and streams >= 1
-
-    await until(refused, what="the checks and the listener to be refused")
+    # The check chain comes back from the killed worker's unacknowledged messages (dead-worker
+    # recovery after the heartbeat timeout), hence the longer wait on a loaded machine.
+    check_refused = "satworks_lightning_checks_total{kind=check,outcome=auth_failed}"
+    await until(lambda: stack.worker_metrics().get(check_refused, 0) >= 1, what="a check to be refused", timeout_s=60)
+    stream_refused = "satworks_lnd_stream_reconnects_total{reason=auth_failed}"
+    await until(lambda: listener.metrics().get(stream_refused, 0) >= 1, what="the listener to be refused", timeout_s=60)
     await until(lambda: listener.metrics().get("satworks_lnd_stream_up") == 0.0, what="the stream to show down")
     log = (stack.log_dir / "listener.log").read_text()
     assert "lnd_stream_refused" in log and "check the macaroon" in log
@@ -270,7 +274,8 @@ async def test_the_scheduled_sweep_settles_a_payment_that_no_check_or_stream_saw
     stack = await lightning(listener=False)  # the request's next scheduled check is minutes away
     payment = await stack.created(amount_sat=6_000)
     await stack.pay(payment["payment_request"])
-    schedules = {"schedule_canary": "off", "schedule_lightning_sweep": "interval:2"}
+    # only the sweep: another task's run would be the first one submitted
+    schedules = {**{setting_name(task): "off" for task in TASKS}, "schedule_lightning_sweep": "interval:2"}
     scheduler = SchedulerProcess(stack.settings.model_copy(update=schedules), "lightning", tmp_path).start()
     try:
         settled = await stack.wait_for(payment["id"], "settled", timeout_s=40)
