@@ -18,7 +18,7 @@ from satworks.integrations.bitcoin.address import encode_segwit_address
 from satworks.signatures import sign
 from tests.integration.payments_stack import NODE_TOKEN, WATCHER_SECRET
 from tests.integration.test_errors import assert_error
-from tests.support import db_dsn, message_in_broker, scalar
+from tests.support import db_dsn, eventually, message_in_broker, scalar
 
 
 @pytest.fixture
@@ -289,10 +289,17 @@ async def test_lightning_request_stuck_in_creating_gets_its_invoice_job_again(
     # Re-sent on a prefix no worker consumes, so the message is there to be read (the session's worker may
     # already have taken the first one).
     quiet = settings.queue_prefix + "stranded_"
-    moved = await requeue_stranded_payments(
-        intake.engine, intake.client, older_than_s=60, queue_prefix=quiet, max_gap_s=900
-    )
-    assert moved >= 1
+
+    async def resent() -> int:  # SKIP LOCKED: a worker trying the first invoice job holds the row meanwhile
+        return await requeue_stranded_payments(
+            intake.engine, intake.client, older_than_s=60, queue_prefix=quiet, max_gap_s=900
+        )
+
+    try:
+        await eventually(resent, timeout_s=30, what="the stranded request to be re-sent")
+    except AssertionError as exc:  # say what the request was instead
+        row = "SELECT status || ' requeued_at=' || coalesce(requeued_at::text, '-') FROM payment_requests WHERE id = %s"
+        raise AssertionError(f"{exc}; the request: {scalar(settings, row, payment['id'])}") from None
     assert invoice_jobs(settings, quiet, payment["id"]) == 1
 
 
