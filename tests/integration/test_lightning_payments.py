@@ -15,7 +15,7 @@ from satworks.broker.build import build_broker
 from satworks.broker.client import payment_sender
 from satworks.integrations.lnd.errors import LndAlreadyExists, LndError
 from satworks.integrations.lnd.records import FailureReason, PaymentStatus
-from satworks.jobs.lightning import SWEEP
+from satworks.jobs.lightning import CHECK, SWEEP
 from satworks.scheduler.tasks import TASKS, setting_name
 from tests.integration.lightning_stack import FAST_CHECKS, MakeStack, lightning, until
 from tests.integration.lnd_fixtures import LndNetwork, lnd_network
@@ -204,6 +204,13 @@ async def test_a_wrong_macaroon_is_a_clear_permanent_error_and_changes_no_status
     await stack.pay(good["payment_request"])  # paid while nobody watches, well before expiry
     bad_worker = stack.start_worker(lnd_macaroon_path=wrong)  # takes over the check chain
     listener = stack.start_listener(lnd_macaroon_path=wrong)
+    # The chain's next check may sit in the killed worker's unacknowledged messages until dead-worker
+    # recovery; a check asked for now (as the listener or a node webhook would) does not wait for that.
+    broker = build_broker(stack.settings)
+    try:
+        payment_sender(broker, stack.settings.queue_prefix)(CHECK, (good["id"],), None)
+    finally:
+        broker.close()
 
     # The check chain comes back from the killed worker's unacknowledged messages (dead-worker
     # recovery after the heartbeat timeout), hence the longer wait on a loaded machine.
