@@ -338,7 +338,9 @@ def test_a_delayed_message_wakes_its_delay_consumer_and_runs_once_due(
     delayed, ready = consumer_in(worker, QUEUE + ".DQ"), consumer_in(worker, QUEUE)
     wait_until(lambda: delayed.idle_since is not None and ready.idle_since is not None, what="idle consumers")
 
-    actor.send_with_options(args=("later",), delay=300)
+    # Due well after the token's fetch (a loaded machine can take a few hundred ms over it: a message
+    # already due by then is moved without a wake-up) and before the next idle fetch (2 s).
+    actor.send_with_options(args=("later",), delay=1_200)
 
     wait_until(lambda: ran == ["later"], what="the delayed message run")
     assert delayed.wakes[TOKEN] >= 1  # learnt of the message at once, not at its next fetch
@@ -357,7 +359,9 @@ def test_a_retry_after_a_failure_runs_on_an_idle_worker(
         if len(attempts) == 1:
             raise RuntimeError("first attempt fails")
 
-    actor = dramatiq.actor(queue_name=QUEUE, broker=broker, actor_name="flaky", min_backoff=100, max_backoff=200)(flaky)
+    actor = dramatiq.actor(queue_name=QUEUE, broker=broker, actor_name="flaky", min_backoff=1_000, max_backoff=1_200)(
+        flaky
+    )
     worker = worker_of(broker)
     delayed = consumer_in(worker, QUEUE + ".DQ")
     actor.send()
