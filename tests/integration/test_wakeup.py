@@ -364,6 +364,7 @@ def test_a_retry_after_a_failure_runs_on_an_idle_worker(
     )
     worker = worker_of(broker)
     delayed = consumer_in(worker, QUEUE + ".DQ")
+    wait_until(lambda: delayed.idle_since is not None, what="an idle delay consumer")  # waiting for tokens
     actor.send()
     wait_until(lambda: attempts == [1, 2], what="the retry")
     assert delayed.wakes[TOKEN] >= 1 and delayed.wakes[DUE] >= 1
