@@ -96,8 +96,10 @@ class Pulling:
         return self.got
 
 
-def consume(broker: SatworksRedisBroker, timeout_ms: int = NEVER_MS, queue: str = QUEUE) -> WakeupConsumer:
-    consumer = broker.consume(queue, prefetch=4, timeout=timeout_ms)
+def consume(
+    broker: SatworksRedisBroker, timeout_ms: int = NEVER_MS, queue: str = QUEUE, prefetch: int = 4
+) -> WakeupConsumer:
+    consumer = broker.consume(queue, prefetch=prefetch, timeout=timeout_ms)
     assert isinstance(consumer, WakeupConsumer)
     return consumer
 
@@ -191,7 +193,9 @@ def test_one_message_wakes_one_of_several_idle_consumers(make_broker: Callable[.
 def test_a_consumer_that_gets_busy_ends_its_armed_wait_so_the_next_token_wakes_one_that_waits(
     make_broker: Callable[..., SatworksRedisBroker], namespace: str
 ) -> None:
-    busy, idle = consume(make_broker(), timeout_ms=200), consume(make_broker())
+    # Prefetch 1: once busy, the first consumer fetches nothing more, so the second message can only
+    # reach the second consumer, through its token.
+    busy, idle = consume(make_broker(), timeout_ms=200, prefetch=1), consume(make_broker())
     pulling_busy = Pulling(busy, calls=50)
     wait_until(lambda: busy.idle_since is not None, what="the first consumer waiting")  # armed first
     pulling_idle = Pulling(idle)
