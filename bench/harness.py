@@ -34,11 +34,13 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BIN = Path(sys.executable).parent
 
-BENCH_DB = "satworks_bench"
+# Overridable so two benches can run side by side without sharing stores (e.g. BENCH_DB=satworks_bench_b
+# BENCH_REDIS_DB=12); the defaults are what bench/README.md documents.
+BENCH_DB = os.environ.get("BENCH_DB", "satworks_bench")
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_ADMIN_URL = f"{PG_SERVER}/postgres"
 PG_BENCH_URL = f"{PG_SERVER}/{BENCH_DB}"
-REDIS_DB = 14
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 QUEUE_PREFIX = "bench_"
 SATWORKS_NAMESPACE = "satworks"  # the Redis namespace of satworks' broker
@@ -444,11 +446,11 @@ def recreate_database(name: str, *, admin_url: str = PG_ADMIN_URL, create: bool 
 
 
 def reset_stores() -> None:
-    """Drop ``satworks_bench`` (``satworks migrate`` recreates it) and flush Redis DB 14."""
+    """Drop ``BENCH_DB`` (``satworks migrate`` recreates it) and flush Redis DB ``REDIS_DB`` (14)."""
     recreate_database(BENCH_DB)
     client = redis.Redis.from_url(REDIS_URL)
     if client.connection_pool.connection_kwargs.get("db") != REDIS_DB:
-        raise BenchError("refusing to flush a Redis database other than 14")
+        raise BenchError(f"refusing to flush a Redis database other than {REDIS_DB}")
     client.flushdb()
     client.close()
 
