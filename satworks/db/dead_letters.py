@@ -23,7 +23,7 @@ from satworks.db import audit
 from satworks.db.engine import db_errors
 from satworks.db.jobs import _RECORD_COLUMNS, JobRecord, _record
 from satworks.db.pages import Page, page_of
-from satworks.db.schema import apps, jobs
+from satworks.db.schema import apps, job_watch, jobs
 from satworks.errors import Conflict, NotFound
 from satworks.jobs.status import JobStatus
 
@@ -41,7 +41,11 @@ class DeadLetterFilter:
 
     def conditions(self) -> list[ColumnElement[bool]]:
         statuses = [self.status] if self.status is not None else list(DEAD_LETTER_STATUSES)
-        conds: list[ColumnElement[bool]] = [jobs.c.status.in_(statuses)]
+        conds: list[ColumnElement[bool]] = [  # found through job_watch's partial index, not a scan of jobs
+            job_watch.c.state.in_(statuses),
+            jobs.c.id == job_watch.c.id,
+            jobs.c.status.in_(statuses),
+        ]
         if self.queue is not None:
             conds.append(jobs.c.queue == self.queue)
         if self.job_type is not None:
@@ -67,10 +71,10 @@ async def listing(
     """Dead letters of every app, newest first."""
     query = _listed().where(*which.conditions())
     if before_seq is not None:
-        query = query.where(jobs.c.seq < before_seq)
+        query = query.where(job_watch.c.seq < before_seq)
     with db_errors():
         async with engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(jobs.c.seq.desc()).limit(limit + 1))).all()
+            rows = (await conn.execute(query.order_by(job_watch.c.seq.desc()).limit(limit + 1))).all()
     letters = [DeadLetter(_record(r[:-1]), r[-1]) for r in rows]
     return page_of(letters, limit, lambda d: d.job.seq)
 
@@ -86,7 +90,7 @@ async def counts_by_queue(engine: AsyncEngine) -> dict[tuple[str, JobStatus], in
     """``(stored queue name, dead|failed) -> jobs`` now, for the dead-letter gauges."""
     query = (
         select(jobs.c.queue, jobs.c.status, func.count())
-        .where(jobs.c.status.in_(DEAD_LETTER_STATUSES))
+        .where(*DeadLetterFilter().conditions())
         .group_by(jobs.c.queue, jobs.c.status)
     )
     with db_errors():
@@ -125,8 +129,8 @@ async def requeued(
         jobs.c.crashes.label("old_crashes"),
     ).where(*conds)
     if job_id is None:  # one job is found by its key; ordering it would walk the dead-letter index
-        picked = picked.order_by(jobs.c.seq).limit(limit)
-    picked_cte = picked.with_for_update(skip_locked=job_id is None).cte("picked")
+        picked = picked.order_by(job_watch.c.seq).limit(limit)
+    picked_cte = picked.with_for_update(of=jobs, skip_locked=job_id is None).cte("picked")
     move = (
         update(jobs)
         .where(jobs.c.id == picked_cte.c.id)

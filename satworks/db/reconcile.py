@@ -1,7 +1,7 @@
 """The reconciler's SQL: its epoch, the jobs it looks at, and its guarded repairs.
 
-Candidates come from partial indexes that hold only waiting (``jobs_waiting``) or running
-(``jobs_running``) jobs, so a run over a table of finished jobs reads an index page or two. Every
+Candidates come from ``job_watch``, whose partial indexes hold only waiting (``job_watch_waiting``) or
+running (``job_watch_running``) jobs, so a run over a table of finished jobs reads an index page or two. Every
 repair is a conditional UPDATE that also names the generation and the attempt count the reconciler
 saw: a job a worker claimed (or finished) since is left alone.
 """
@@ -34,8 +34,7 @@ broker_epochs = Table(
 )
 
 _WAITING = sql_list(WAITING)
-_DUE = "coalesce(next_retry_at, scheduled_for, created_at)"  # the expression ``jobs_waiting`` is on
-_COLUMNS = "id, type, queue, status, max_retries, attempts, crashes, generation"
+_COLUMNS = "j.id, j.type, j.queue, j.status, j.max_retries, j.attempts, j.crashes, j.generation"
 
 
 @dataclass(frozen=True)
@@ -82,16 +81,17 @@ def store_epoch(conn: Connection, value: int) -> None:
 
 
 WAITING_DUE = (
-    f"SELECT {_COLUMNS}, {_DUE} AS at FROM jobs"  # noqa: S608 - enum values, no input
-    f" WHERE status IN {_WAITING} AND enqueued = 1 AND {_DUE} < %(before)s"
-    f" AND ({_DUE}, id) > (%(after_at)s, %(after_id)s)"
-    f" ORDER BY {_DUE}, id LIMIT %(limit)s"
+    f"SELECT {_COLUMNS}, w.at FROM job_watch w JOIN jobs j ON j.id = w.id"  # noqa: S608 - enum values, no input
+    " WHERE w.state = 'waiting' AND w.at < %(before)s AND (w.at, w.id) > (%(after_at)s, %(after_id)s)"
+    f" AND j.status IN {_WAITING} AND j.enqueued = 1"
+    " ORDER BY w.at, w.id LIMIT %(limit)s"
 )
 """Waiting jobs (handed to the broker) due before ``before``, after the keyset position, oldest first."""
 
 RUNNING_SINCE = (
-    f"SELECT {_COLUMNS}, claimed_at AS at FROM jobs"  # noqa: S608 - enum values, no input
-    f" WHERE status = '{JobStatus.RUNNING.value}' AND claimed_at < %(before)s ORDER BY claimed_at LIMIT %(limit)s"
+    f"SELECT {_COLUMNS}, w.at FROM job_watch w JOIN jobs j ON j.id = w.id"  # noqa: S608 - enum values, no input
+    f" WHERE w.state = 'running' AND w.at < %(before)s AND j.status = '{JobStatus.RUNNING.value}'"
+    " ORDER BY w.at LIMIT %(limit)s"
 )
 """Running jobs claimed before ``before``, oldest claim first."""
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -190,17 +189,23 @@ webhook_receipts = Table(
 )
 
 
-# Partial indexes for the scheduler's maintenance tasks (migration 0004): each holds only the rows its
-# task looks at, so a run with nothing to do reads a page or two whatever the size of the table.
-_WAITING = "status IN ('queued', 'retrying', 'scheduled')"
-Index(
-    "jobs_waiting",
-    func.coalesce(jobs.c.next_retry_at, jobs.c.scheduled_for, jobs.c.created_at),
-    jobs.c.id,
-    postgresql_where=text(_WAITING),
+# The maintenance tasks' bookkeeping (migration 0013): one narrow row per waiting, running, dead or
+# failed job, kept by triggers on ``jobs``, so no index of ``jobs`` names a column its claims and
+# outcomes change and those updates stay HOT. Each partial index holds only the rows its task reads, so
+# a run with nothing to do reads a page or two whatever the size of ``jobs``.
+job_watch = Table(
+    "job_watch",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("state", String(16), nullable=False),  # waiting | running | dead | failed
+    Column("at", DateTime(timezone=True)),  # due | latest claim | finished (as in the jobs row)
+    Column("seq", BigInteger, nullable=False),  # the job's seq: dead letters are listed by it
+    CheckConstraint("state IN ('waiting', 'running', 'dead', 'failed')", name="job_watch_state_valid"),
 )
-Index("jobs_running", jobs.c.claimed_at, postgresql_where=text("status = 'running'"))
-Index("jobs_finished", jobs.c.finished_at, postgresql_where=text("finished_at IS NOT NULL"))
+Index("job_watch_waiting", job_watch.c.at, job_watch.c.id, postgresql_where=text("state = 'waiting'"))
+Index("job_watch_running", job_watch.c.at, postgresql_where=text("state = 'running'"))
+Index("job_watch_dead_letters", job_watch.c.seq, postgresql_where=text("state IN ('dead', 'failed')"))
+Index("jobs_created", jobs.c.created_at)  # retention's candidates: created_at never changes
 Index(
     "payment_requests_open",
     payment_requests.c.created_at,

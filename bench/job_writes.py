@@ -1,0 +1,154 @@
+"""What a job's state moves cost Postgres, before and after ``job_watch`` (migration 0013), in one run.
+
+Two databases are migrated side by side: one to ``0011_report_email`` (the maintenance partial indexes on
+``jobs`` itself) and one to head (``job_watch`` kept by triggers, no index of ``jobs`` on a column the
+workers change). Each then takes the same statements the intake and the status writer send: ``--jobs``
+rows inserted in batches of ``--batch`` (``INSERT_BATCH``), then claimed and finished batch by batch
+(``FINISH_AND_CLAIM``: the previous batch's outcomes and the next batch's claims in one statement, as a
+busy worker's writer sends them), on one autocommit connection. Rounds alternate between the two so a
+change in machine load hits both. Printed per round: jobs/s for the inserts and for claim+finish, the
+share of ``jobs`` updates Postgres made in place (HOT), and the sizes of ``jobs`` and its indexes.
+
+Usage: ``python bench/job_writes.py [--jobs 20000] [--batch 16] [--rounds 2]``. Uses databases
+``satworks_bench_writes_before`` and ``satworks_bench_writes_after`` (dropped and recreated); exits 1 on
+an error or a wrong count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import PG_ADMIN_URL, PG_SERVER, BenchError, recreate_database
+from satworks.db import jobs as q
+from satworks.db.migrate import upgrade
+from satworks.jobs.request import JobIn
+from satworks.jobs.submission import job_row
+
+VARIANTS = {"before": "0011_report_email", "after": "head"}
+FINISHED_AT = "2026-12-06T00:00:00Z"
+
+
+def prepare(name: str, revision: str) -> str:
+    database = f"satworks_bench_writes_{name}"
+    recreate_database(database, admin_url=PG_ADMIN_URL, create=True)
+    upgrade(f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{database}", revision)
+    return f"{PG_SERVER}/{database}"
+
+
+def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE jobs CASCADE")
+        if conn.execute("SELECT to_regclass('job_watch')").fetchone() != (None,):
+            conn.execute("TRUNCATE job_watch")
+        app_id = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO apps (id, name, key_id, key_hash, scopes) VALUES (%s, %s, %s, 'h', '{jobs}')",
+            (app_id, f"writes-{app_id.hex[:8]}", app_id.hex),
+        )
+        rows = [
+            job_row(JobIn.model_validate({"type": "canary"}), app_id=app_id, idempotency_key=None, queue_prefix="b_")[0]
+            for _ in range(jobs)
+        ]
+        before = _updates(conn)
+        started = time.perf_counter()
+        for i in range(0, jobs, batch):
+            conn.execute(q.INSERT_BATCH, (q.rows_json(rows[i : i + batch]),))
+        inserted_s = time.perf_counter() - started
+
+        ids = [row.id for row in rows]
+        claimed = 0
+        previous: list[uuid.UUID] = []
+        started = time.perf_counter()
+        for i in range(0, jobs + batch, batch):
+            chunk = ids[i : i + batch]
+            claims = (q.uuid_array(chunk), q.int_array([0] * len(chunk)))
+            if previous:
+                outcomes = q.rows_json([_succeeded(job_id) for job_id in previous])
+                claimed += len(conn.execute(q.FINISH_AND_CLAIM, (outcomes, *claims)).fetchall())
+            elif chunk:
+                claimed += len(conn.execute(q.CLAIM_BATCH, claims).fetchall())
+            previous = chunk
+        moved_s = time.perf_counter() - started
+        done = conn.execute("SELECT count(*) FROM jobs WHERE status = 'succeeded'").fetchone()
+        if claimed != jobs or done != (jobs,):
+            raise BenchError(f"claimed {claimed}, succeeded {done}, expected {jobs}")
+        after = _updates(conn)
+        sizes = conn.execute("SELECT pg_relation_size('jobs'), pg_indexes_size('jobs')").fetchone()
+    updates, hot = after[0] - before[0], after[1] - before[1]
+    return {
+        "insert_jobs_s": jobs / inserted_s,
+        "claim_finish_jobs_s": jobs / moved_s,
+        "hot_share": hot / updates if updates else float("nan"),
+        "heap_mb": sizes[0] / 2**20 if sizes else 0.0,
+        "indexes_mb": sizes[1] / 2**20 if sizes else 0.0,
+    }
+
+
+def _succeeded(job_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "status": "succeeded",
+        "result": {},
+        "error_type": None,
+        "error_message": None,
+        "next_retry_at": None,
+        "finished_at": FINISHED_AT,
+    }
+
+
+def _updates(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """``jobs`` updates and HOT updates so far, once the statistics of earlier statements are flushed."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'jobs'").fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    try:
+        dsns = {name: prepare(name, revision) for name, revision in VARIANTS.items()}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+        for round_no in range(1, args.rounds + 1):
+            for name, dsn in dsns.items():
+                got = one_round(dsn, args.jobs, args.batch)
+                results[name].append(got)
+                print(
+                    f"round {round_no} {name:6s} insert {got['insert_jobs_s']:8,.0f} jobs/s"
+                    f"  claim+finish {got['claim_finish_jobs_s']:8,.0f} jobs/s  HOT {got['hot_share']:6.1%}"
+                    f"  jobs heap {got['heap_mb']:.1f} MB, indexes {got['indexes_mb']:.1f} MB",
+                    flush=True,
+                )
+        medians = {
+            name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+            for name, rounds in results.items()
+        }
+        b, a = medians["before"], medians["after"]
+        print(f"median insert        after/before = {a['insert_jobs_s'] / b['insert_jobs_s']:.2f}")
+        print(f"median claim+finish  after/before = {a['claim_finish_jobs_s'] / b['claim_finish_jobs_s']:.2f}")
+        print(f"HOT share            before {b['hot_share']:.1%}, after {a['hot_share']:.1%}")
+    except (BenchError, psycopg.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for name in VARIANTS:
+            recreate_database(f"satworks_bench_writes_{name}", admin_url=PG_ADMIN_URL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
