@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from satworks.db.engine import db_errors
 from satworks.db.pages import Page, page_of
-from satworks.db.schema import jobs
+from satworks.db.schema import job_watch, jobs
 from satworks.errors import Conflict, NotFound
 from satworks.jobs.base import Priority
 from satworks.jobs.status import FINISHED, WAITING, JobStatus, sql_list
@@ -317,18 +317,36 @@ async def listing(
     before_seq: int | None,
     limit: int,
 ) -> Page[JobRecord]:
-    """The app's jobs, newest first, filtered by status and type."""
+    """The app's jobs, newest first, filtered by status and type.
+
+    A status ``job_watch`` keeps (waiting, running, dead, failed: the rare ones) is found through its
+    ``(state, seq)`` index, so a page costs the same whatever the number of finished jobs; the others
+    (succeeded, cancelled) walk the app's ``(app_id, seq)`` index."""
     query = _of_app(app_id)
+    seq = jobs.c.seq
     if status is not None:
         query = query.where(jobs.c.status == status)
+        state = watch_state(status)
+        if state is not None:
+            query = query.join(job_watch, job_watch.c.id == jobs.c.id).where(job_watch.c.state == state)
+            seq = job_watch.c.seq
     if job_type is not None:
         query = query.where(jobs.c.type == job_type)
     if before_seq is not None:
-        query = query.where(jobs.c.seq < before_seq)
+        query = query.where(seq < before_seq)
     with db_errors():
         async with engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(jobs.c.seq.desc()).limit(limit + 1))).all()
+            rows = (await conn.execute(query.order_by(seq.desc()).limit(limit + 1))).all()
     return page_of([_record(r) for r in rows], limit, lambda job: job.seq)
+
+
+def watch_state(status: JobStatus) -> str | None:
+    """The ``job_watch`` state of a job in ``status`` (``None``: not kept there)."""
+    if status in WAITING:
+        return "waiting"
+    if status in (JobStatus.RUNNING, JobStatus.DEAD, JobStatus.FAILED):
+        return str(status.value)
+    return None
 
 
 async def cancel(engine: AsyncEngine, app_id: uuid.UUID, job_id: uuid.UUID) -> JobRecord:

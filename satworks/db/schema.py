@@ -205,6 +205,7 @@ job_watch = Table(
 Index("job_watch_waiting", job_watch.c.at, job_watch.c.id, postgresql_where=text("state = 'waiting'"))
 Index("job_watch_running", job_watch.c.at, postgresql_where=text("state = 'running'"))
 Index("job_watch_dead_letters", job_watch.c.seq, postgresql_where=text("state IN ('dead', 'failed')"))
+Index("job_watch_listing", job_watch.c.state, job_watch.c.seq)
 Index("jobs_created", jobs.c.created_at)  # retention's candidates: created_at never changes
 Index(
     "payment_requests_open",

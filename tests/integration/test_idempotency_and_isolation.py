@@ -103,6 +103,27 @@ async def test_listing_filters_by_status_and_type(client: Any, auth: Any) -> Non
     assert bad_cursor.status == 422
 
 
+async def test_a_status_filter_pages_through_only_this_apps_jobs_in_that_status(
+    client: Any, auth: Any, make_key: Any
+) -> None:
+    other = {"Authorization": f"Bearer {make_key()}"}
+    await post_job(client, other, delay_seconds=600)  # another app's scheduled job, in between
+    mine = [(await post_job(client, auth, delay_seconds=600))["id"] for _ in range(5)]
+    cancelled = await post_job(client, auth, delay_seconds=600)
+    await client.post(f"/v1/jobs/{cancelled['id']}/cancel", headers=auth)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"status": "scheduled", "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await (await client.get("/v1/jobs", params=params, headers=auth)).json()
+        seen += [item["id"] for item in page["items"]]
+        assert {item["status"] for item in page["items"]} <= {"scheduled"}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(mine))
+
+
 # The Idempotency-Key rule is one rule: the same checks and answers on every endpoint that creates.
 CREATES = [
     pytest.param("/v1/jobs", {"type": "canary", "delay_seconds": 600}, {"payload": {"note": "b"}}, "job", id="jobs"),

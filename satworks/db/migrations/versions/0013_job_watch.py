@@ -95,6 +95,7 @@ def upgrade() -> None:
     op.create_index(
         "job_watch_dead_letters", "job_watch", ["seq"], postgresql_where=sa.text("state IN ('dead', 'failed')")
     )
+    op.create_index("job_watch_listing", "job_watch", ["state", "seq"])  # GET /v1/jobs?status=<a watched one>
     op.execute(FUNCTIONS)
     op.execute(
         f"INSERT INTO job_watch (id, state, at, seq) SELECT j.id, {STATE}, {AT}, j.seq FROM jobs j"  # noqa: S608
