@@ -33,6 +33,7 @@ from bench.harness import (
     free_port,
     log,
     mid_rate,
+    poll,
     post_jobs,
     ratio_line,
 )
@@ -62,8 +63,8 @@ def drain_raw(
     try:
         log(f"{label}: enqueueing {n} no-op messages")
         raw.enqueue_many(n)
-        if raw.pending() != n:
-            raise BenchError(f"{label}: {raw.pending()} messages pending, expected {n}")
+        # RabbitMQ publishes without confirms: the queue's count catches up a moment later
+        poll(lambda: raw.pending() == n, deadline_s=30, what=f"{label}: {n} messages pending")
         env = {**os.environ, "BENCH_RAW_BROKER_URL": broker_url, "BENCH_RAW_QUEUE": queue}
         argv = [executable("dramatiq"), "bench.raw_dramatiq", "--processes", str(processes), "--threads", str(threads)]
         log(f"{label}: {' '.join(argv[1:])}")
