@@ -13,7 +13,7 @@ One run, in this order (each satworks case on a freshly migrated database, N job
      everything else) and what Postgres did (commits/s, what its backends were waiting on), from
      bench/saturation.py, and a line naming what ran out first
 
-Each pool runs 8 threads per process. Rates: from starting the worker command until the last job
+Each pool runs 8 threads per process (``--threads``). Rates: from starting the worker command until the last job
 finished (includes start-up), and from 10 % to 90 % of the jobs finished (the scaling figure: no
 start-up, no stragglers). Exits 1 only on errors or wrong counts.
 
@@ -73,7 +73,6 @@ RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 RABBIT_PREFIX = "benchscale_"  # satworks' queue prefix on RabbitMQ
 RAW_RABBIT_QUEUE = "benchscale_raw"
 SATWORKS_QUEUES = ("critical", "default", "bulk")
-THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,13 @@ def delete_rabbit_queues() -> None:
             channel.queue_delete(name)  # a queue that does not exist is not an error
 
 
-def run_raw(case: Case, procs: Processes, n: int) -> DrainResult:
+def run_raw(case: Case, procs: Processes, n: int, threads: int) -> DrainResult:
     reset_stores()
     url, queue = (RABBIT_URL, RAW_RABBIT_QUEUE) if case.broker == "rabbitmq" else (REDIS_URL, "raw_default")
-    return drain_raw(procs, n, broker_url=url, queue=queue, processes=case.raw_processes, threads=THREADS, watch=True)
+    return drain_raw(procs, n, broker_url=url, queue=queue, processes=case.raw_processes, threads=threads, watch=True)
 
 
-def run_satworks(case: Case, procs: Processes, n: int) -> DrainResult:
+def run_satworks(case: Case, procs: Processes, n: int, threads: int) -> DrainResult:
     """A fresh database; ``n`` jobs POSTed through ``satworks web`` (stopped before the drain), checked
     against the rows and the broker's queues; then the pools drain them. The intake's usage is kept
     under the drain's ``usage["intake"]``."""
@@ -158,7 +157,7 @@ def run_satworks(case: Case, procs: Processes, n: int) -> DrainResult:
     if rows != n or queued != expected:
         raise BenchError(f"{case.key}: {rows} jobs rows and queues {queued} for {n} jobs ({expected} expected)")
     try:
-        drained = drain_satworks(procs, env, n, list(case.pools), threads=THREADS, watch=True)
+        drained = drain_satworks(procs, env, n, list(case.pools), threads=threads, watch=True)
     finally:
         for pool in case.pools:
             procs.stop(pool.name)
@@ -177,7 +176,8 @@ def _rate(results: dict[str, DrainResult], key: str, mid: bool = False) -> float
 def report(meta: dict[str, Any], results: dict[str, DrainResult]) -> str:
     lines = [
         "",
-        f"satworks scale-out bench  {meta['started_at']}  quick={meta['quick']}  jobs={meta['jobs']}",
+        f"satworks scale-out bench  {meta['started_at']}  quick={meta['quick']}  jobs={meta['jobs']}  "
+        f"threads per process={meta['threads']}",
         f"machine: {meta['machine']}   commit: {meta['commit']}",
         f"before start: {meta['idle_check']}",
         "",
@@ -243,6 +243,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6000 jobs per case instead of 20000")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per case")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process (default 8)")
     parser.add_argument("--only", default="", help="comma-separated case keys (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -255,6 +256,7 @@ def main() -> int:
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": bool(args.quick),
         "jobs": n,
+        "threads": args.threads,
         "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}",
         "commit": git_commit(),
         "idle_check": f"{busy:.0%} CPU busy before start, load average {os.getloadavg()[0]:.2f}",
@@ -267,7 +269,7 @@ def main() -> int:
         with time_budget(420 if args.quick else 1_200):
             delete_rabbit_queues()
             for case in cases:
-                results[case.key] = (run_raw if case.raw_processes else run_satworks)(case, procs, n)
+                results[case.key] = (run_raw if case.raw_processes else run_satworks)(case, procs, n, args.threads)
     except BenchError as exc:
         failed = True
         print(f"\nBENCH FAILED: {exc}", file=sys.stderr, flush=True)
