@@ -13,11 +13,11 @@ One run, in this order (each satworks case on a freshly migrated database, N job
      everything else) and what Postgres did (commits/s, what its backends were waiting on), from
      bench/saturation.py, and a line naming what ran out first
 
-Each pool runs 8 threads per process (``--threads``). Rates: from starting the worker command until the last job
-finished (includes start-up), and from 10 % to 90 % of the jobs finished (the scaling figure: no
-start-up, no stragglers). Exits 1 only on errors or wrong counts.
+Each worker process runs 8 threads (``--threads``). Rates: from starting the worker command until the
+last job finished (includes start-up), and from 10 % to 90 % of the jobs finished (the scaling
+figure: no start-up, no stragglers). Exits 1 only on errors or wrong counts.
 
-    .venv/bin/python bench/scale_out.py [--quick] [--jobs N] [--json out.json]
+    .venv/bin/python bench/scale_out.py [--quick] [--jobs N] [--threads T] [--only CASE,...] [--json F]
 
 Touches: Postgres database ``BENCH_DB`` (dropped and recreated per case), Redis DB ``BENCH_REDIS_DB``
 (flushed per case), RabbitMQ queues ``benchscale_*`` on vhost ``/`` (this bench's names; deleted at
