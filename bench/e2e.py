@@ -3,6 +3,9 @@
 C   plain Dramatiq no-op actor (bench/raw_dramatiq.py), 2 processes x 8 threads: jobs/s to drain
 D   ``satworks worker`` draining the canary jobs queued by figure B, 2 x 8: jobs/s until all succeeded
 D'  enqueue-to-finish latency of paced jobs with the worker of D still running
+
+``drain_raw`` and ``drain_satworks`` take the broker, processes and pools as arguments, so
+bench/scale_out.py measures the same figures on RabbitMQ and with several pools.
 """
 
 from __future__ import annotations
