@@ -38,6 +38,7 @@ class _Proc:
     comm: str
     pgid: int
     ticks: int
+    started: int  # clock ticks after boot: tells a reused pid apart (a name may change, e.g. kworkers')
 
 
 def _processes() -> dict[int, _Proc]:
@@ -49,7 +50,7 @@ def _processes() -> dict[int, _Proc]:
             continue  # gone meanwhile
         comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text.rsplit(")", 1)[1].split()
-        found[int(stat.parent.name)] = _Proc(comm, int(fields[2]), int(fields[11]) + int(fields[12]))
+        found[int(stat.parent.name)] = _Proc(comm, int(fields[2]), int(fields[11]) + int(fields[12]), int(fields[19]))
     return found
 
 
@@ -113,7 +114,7 @@ class Watch:
         watched: dict[int, float] = {}
         for pid, proc in procs1.items():
             before = self._procs0.get(pid)
-            used = (proc.ticks - (before.ticks if before and before.comm == proc.comm else 0)) / _TICK / seconds
+            used = (proc.ticks - (before.ticks if before and before.started == proc.started else 0)) / _TICK / seconds
             if proc.pgid in self.pgids:
                 kind = "watched"
                 watched[pid] = used
