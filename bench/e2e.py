@@ -3,18 +3,24 @@
 C   plain Dramatiq no-op actor (bench/raw_dramatiq.py), 2 processes x 8 threads: jobs/s to drain
 D   ``satworks worker`` draining the canary jobs queued by figure B, 2 x 8: jobs/s until all succeeded
 D'  enqueue-to-finish latency of paced jobs with the worker of D still running
+
+``drain_raw`` and ``drain_satworks`` take the broker, processes and pools as arguments, so
+bench/scale_out.py measures the same figures on RabbitMQ and with several pools.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from bench.harness import (
+    BENCH_DB,
     DB_POLL_S,
     PG_BENCH_URL,
     POLL_S,
@@ -27,83 +33,111 @@ from bench.harness import (
     broker_messages,
     drain_rows,
     executable,
+    free_port,
     log,
+    mid_rate,
+    poll,
     post_jobs,
     ratio_line,
 )
+from bench.raw_dramatiq import QUEUE as RAW_QUEUE
+from bench.raw_dramatiq import RawBench
+from bench.saturation import Watch
 
 E2E_TARGET = 0.50  # satworks end-to-end jobs/s >= 50% of plain Dramatiq
 
 
-def phase_raw(cfg: Config, procs: Processes, results: Results, n: int) -> None:
-    os.environ["BENCH_RAW_REDIS_URL"] = REDIS_URL
-    from bench import raw_dramatiq  # reads BENCH_RAW_REDIS_URL when imported
+@dataclass(frozen=True)
+class Pool:
+    """One ``satworks worker`` command: a worker pool on its queues, as on one host."""
 
-    log(f"raw dramatiq: enqueueing {n} no-op messages")
-    raw_dramatiq.enqueue_many(n)
-    if raw_dramatiq.pending() != n:
-        raise BenchError(f"raw dramatiq: {raw_dramatiq.pending()} messages pending, expected {n}")
-    env = {**os.environ, "BENCH_RAW_REDIS_URL": REDIS_URL}
-    argv = [
-        executable("dramatiq"),
-        "bench.raw_dramatiq",
-        "--processes",
-        str(cfg.processes),
-        "--threads",
-        str(cfg.threads),
-    ]
-    log(f"raw dramatiq: {' '.join(argv[1:])}")
-    started = time.monotonic()
-    procs.start("raw_dramatiq", argv, env)
-    first: float | None = None
-    deadline = started + max(120.0, n / 100)
-    while True:
-        left = raw_dramatiq.pending()
-        now = time.monotonic()
-        if first is None and left < n:
-            first = now
-        if left == 0:
-            break
-        if now > deadline:
-            raise BenchError(f"raw dramatiq: {left} of {n} messages still pending at the deadline")
-        procs.check_alive("raw_dramatiq")
-        time.sleep(POLL_S)
-    assert first is not None
-    procs.stop("raw_dramatiq")
-    results.raw = DrainResult(
-        name="raw_dramatiq",
+    name: str
+    queues: str = "default"
+    processes: int = 2
+
+
+def drain_raw(
+    procs: Processes, n: int, *, broker_url: str, queue: str, processes: int, threads: int, watch: bool = False
+) -> DrainResult:
+    """Enqueue ``n`` no-op messages on ``broker_url``'s ``queue``, then time ``dramatiq bench.raw_dramatiq``
+    draining them; ``watch``: with the CPU and store figures of bench/saturation.py."""
+    raw = RawBench(broker_url, queue)
+    label = f"raw dramatiq {'rabbitmq' if raw.rabbit else 'redis'} {processes}p"
+    try:
+        log(f"{label}: enqueueing {n} no-op messages")
+        raw.enqueue_many(n)
+        # RabbitMQ publishes without confirms: the queue's count catches up a moment later
+        poll(lambda: raw.pending() == n, deadline_s=30, what=f"{label}: {n} messages pending")
+        env = {**os.environ, "BENCH_RAW_BROKER_URL": broker_url, "BENCH_RAW_QUEUE": queue}
+        argv = [executable("dramatiq"), "bench.raw_dramatiq", "--processes", str(processes), "--threads", str(threads)]
+        log(f"{label}: {' '.join(argv[1:])}")
+        series: list[tuple[float, int]] = []
+        watching: Watch | None = None
+        with contextlib.ExitStack() as stack:
+            started = time.monotonic()
+            procs.start("raw_dramatiq", argv, env)
+            deadline = started + max(120.0, n / 100)
+            while True:
+                left = raw.pending()
+                now = time.monotonic()
+                series.append((now, n - left))
+                if left == 0:
+                    break
+                if watch and watching is None and left < n:  # from the first ack: start-up excluded
+                    watching = stack.enter_context(Watch(BENCH_DB, [procs.pid("raw_dramatiq")], REDIS_URL))
+                    window_from = n - left
+                if now > deadline:
+                    raise BenchError(f"{label}: {left} of {n} messages still pending at the deadline")
+                procs.check_alive("raw_dramatiq")
+                time.sleep(POLL_S)
+        if raw.rabbit:  # RabbitMQ counts only ready messages: let the last prefetched few (<= 2 x threads
+            time.sleep(0.5)  # per process, no-ops) be acked before the stop would put them back
+        procs.stop("raw_dramatiq")
+        if raw.pending() != 0:  # RabbitMQ: messages delivered but never acked are back in the queue
+            raise BenchError(f"{label}: {raw.pending()} messages back in the queue after the worker stopped")
+        if watching is not None:
+            watching.usage["jobs"] = n - window_from
+    finally:
+        raw.delete()
+        raw.close()
+    first = next(t for t, done in series if done > 0)
+    result = DrainResult(
+        name=label,
         jobs=n,
         seconds=now - started,
         jobs_per_s=n / (now - started),
         steady_seconds=now - first,
         steady_jobs_per_s=n / max(now - first, 1e-6),
+        mid_jobs_per_s=mid_rate(series, n),
+        usage=watching.usage if watching else {},
     )
     log(
-        f"raw dramatiq: {n} in {results.raw.seconds:.2f} s = {results.raw.jobs_per_s:,.0f} jobs/s "
-        f"(from first ack: {results.raw.steady_jobs_per_s:,.0f} jobs/s)"
+        f"{label}: {n} in {result.seconds:.2f} s = {result.jobs_per_s:,.0f} jobs/s "
+        f"(from first ack: {result.steady_jobs_per_s:,.0f}; 10-90 %: {result.mid_jobs_per_s:,.0f} jobs/s)"
+    )
+    return result
+
+
+def phase_raw(cfg: Config, procs: Processes, results: Results, n: int) -> None:
+    results.raw = drain_raw(
+        procs, n, broker_url=REDIS_URL, queue=RAW_QUEUE, processes=cfg.processes, threads=cfg.threads
     )
 
 
-def phase_e2e(
-    cfg: Config, procs: Processes, results: Results, env: dict[str, str], base: str, token: str, n: int
-) -> None:
-    messages = broker_messages()
-    if messages != n:
-        raise BenchError(f"satworks queue holds {messages} messages, expected {n}")
-    argv = [
-        executable("satworks"),
-        "worker",
-        "--queues",
-        "default",
-        "--processes",
-        str(cfg.processes),
-        "--threads",
-        str(cfg.threads),
-    ]
-    log(f"satworks e2e: {n} canary jobs queued; starting {' '.join(argv[1:])}")
-    with psycopg.connect(PG_BENCH_URL, autocommit=True) as conn:
+def drain_satworks(
+    procs: Processes, env: dict[str, str], n: int, pools: list[Pool], *, threads: int, watch: bool = False
+) -> DrainResult:
+    """Start ``pools`` (each its own ``satworks worker`` command) on the ``n`` jobs already queued and time
+    them until all ``n`` succeeded. The pools are left running (the caller stops them by name)."""
+    label = "satworks " + " + ".join(f"{p.name}[{p.queues} {p.processes}p]" for p in pools)
+    with psycopg.connect(PG_BENCH_URL, autocommit=True) as conn, contextlib.ExitStack() as stack:
         started_wall, started = time.time(), time.monotonic()
-        procs.start("satworks_worker", argv, env)
+        for pool in pools:
+            argv = [executable("satworks"), "worker", "--queues", pool.queues]
+            argv += ["--processes", str(pool.processes), "--threads", str(threads)]
+            log(f"{label}: {n} jobs queued; starting {' '.join(argv[1:])}")
+            procs.start(pool.name, argv, {**env, "SATWORKS_WORKER_METRICS_PORT": str(free_port())})
+        watching: Watch | None = None
         deadline = started + max(180.0, n / 50)
         while True:
             row = conn.execute(
@@ -116,34 +150,61 @@ def phase_e2e(
             succeeded, bad, retrying = (int(v) for v in row)
             if succeeded >= n:
                 break
+            if watch and watching is None and succeeded > 0:  # from the first jobs done: start-up excluded
+                pgids = [procs.pid(p.name) for p in pools]
+                ignore = {conn.info.backend_pid}
+                watching = stack.enter_context(Watch(BENCH_DB, pgids, REDIS_URL, ignore_backends=ignore))
+                window_from = succeeded
             if bad:
-                raise BenchError(f"satworks e2e: {bad} jobs failed/dead ({succeeded} succeeded)")
+                raise BenchError(f"{label}: {bad} jobs failed/dead ({succeeded} succeeded)")
             if time.monotonic() > deadline:
-                raise BenchError(f"satworks e2e: {succeeded} of {n} succeeded at the deadline")
-            procs.check_alive("satworks_worker")
+                raise BenchError(f"{label}: {succeeded} of {n} succeeded at the deadline")
+            for pool in pools:
+                procs.check_alive(pool.name)
             time.sleep(DB_POLL_S)
+        stack.close()  # the watch ends here, before anything else runs
+        if watching is not None:
+            watching.usage["jobs"] = n - window_from
         span = conn.execute(
             "select extract(epoch from min(started_at)), extract(epoch from max(finished_at)), max(attempts) from jobs"
         ).fetchone()
         assert span is not None
         first_start, last_finish, max_attempts = float(span[0]), float(span[1]), int(span[2])
-        seconds = last_finish - started_wall
-        results.e2e = DrainResult(
-            name="satworks_e2e",
-            jobs=n,
-            seconds=seconds,
-            jobs_per_s=n / seconds,
-            steady_seconds=last_finish - first_start,
-            steady_jobs_per_s=n / max(last_finish - first_start, 1e-6),
-        )
-        log(
-            f"satworks e2e: {n} in {seconds:.2f} s = {results.e2e.jobs_per_s:,.0f} jobs/s "
-            f"(from first claim: {results.e2e.steady_jobs_per_s:,.0f} jobs/s); max attempts {max_attempts}"
-        )
-        if max_attempts > 1 or retrying:
-            results.problems.append(f"e2e: some canary jobs needed retries (max attempts {max_attempts})")
+        finishes = [float(r[0]) for r in conn.execute("select extract(epoch from finished_at) from jobs order by 1")]
+    seconds = last_finish - started_wall
+    result = DrainResult(
+        name=label,
+        jobs=n,
+        seconds=seconds,
+        jobs_per_s=n / seconds,
+        steady_seconds=last_finish - first_start,
+        steady_jobs_per_s=n / max(last_finish - first_start, 1e-6),
+        mid_jobs_per_s=mid_rate([(t, i + 1) for i, t in enumerate(finishes)], n),
+        usage=watching.usage if watching else {},
+        max_attempts=max_attempts,
+    )
+    log(
+        f"{label}: {n} in {seconds:.2f} s = {result.jobs_per_s:,.0f} jobs/s (from first claim: "
+        f"{result.steady_jobs_per_s:,.0f}; 10-90 %: {result.mid_jobs_per_s:,.0f} jobs/s); max attempts {max_attempts}"
+    )
+    if max_attempts > 1 or retrying:
+        log(f"{label}: note: some canary jobs needed retries (max attempts {max_attempts})")
+    return result
+
+
+def phase_e2e(
+    cfg: Config, procs: Processes, results: Results, env: dict[str, str], base: str, token: str, n: int
+) -> None:
+    messages = broker_messages(env)
+    if messages != n:
+        raise BenchError(f"satworks queue holds {messages} messages, expected {n}")
+    pool = Pool("satworks_worker", "default", cfg.processes)
+    results.e2e = drain_satworks(procs, env, n, [pool], threads=cfg.threads)
+    if results.e2e.max_attempts > 1:
+        results.problems.append(f"e2e: some canary jobs needed retries (max attempts {results.e2e.max_attempts})")
+    with psycopg.connect(PG_BENCH_URL, autocommit=True) as conn:
         phase_latency(cfg, procs, results, conn, base, token)
-    procs.stop("satworks_worker")
+    procs.stop(pool.name)
 
 
 def phase_latency(

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import pika
+import pika.exceptions
 import psycopg
 import redis
 from psycopg import sql
@@ -109,6 +111,10 @@ class DrainResult:
     jobs_per_s: float
     steady_seconds: float  # from the first job finished (C) / started (D) until the last one finished
     steady_jobs_per_s: float
+    # From 10 % to 90 % of the jobs finished: neither start-up nor the last stragglers (scaling figures)
+    mid_jobs_per_s: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)  # what each process used meanwhile (bench/saturation.py)
+    max_attempts: int = 1  # satworks: the most attempts any job took (canaries need one)
 
 
 @dataclass
@@ -342,9 +348,10 @@ def probe(url: str, token: str) -> str:
 
 
 async def post_jobs(
-    base_url: str, token: str, n: int, *, concurrency: int, rate: float | None = None
+    base_url: str, token: str, n: int, *, concurrency: int, rate: float | None = None, body: str = JOB_BODY
 ) -> tuple[list[str], Counter[str]]:
-    """POST ``n`` canary jobs (paced at ``rate`` per second if given); returns the 202 ids and statuses.
+    """POST ``n`` jobs (canaries unless ``body`` says otherwise; paced at ``rate`` per second if given);
+    returns the 202 ids and statuses.
 
     Uses aiohttp's client: httpx's async client tops out near 300 req/s on this machine, which would
     make the client, not the server, the bottleneck.
@@ -356,14 +363,14 @@ async def post_jobs(
     async def one(session: aiohttp.ClientSession) -> None:
         async with gate:
             try:
-                async with session.post("/v1/jobs", data=JOB_BODY, headers=headers(token)) as response:
-                    body = await response.read()
+                async with session.post("/v1/jobs", data=body, headers=headers(token)) as response:
+                    answer = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 statuses[type(exc).__name__] += 1
                 return
         statuses[str(response.status)] += 1
         if response.status == 202:
-            ids.append(json.loads(body)["id"])
+            ids.append(json.loads(answer)["id"])
 
     loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -475,10 +482,31 @@ def wait_stable_count(conn: psycopg.Connection[Any], timeout_s: float = 30.0) ->
         time.sleep(0.5)
 
 
-def broker_messages() -> int:
-    """Messages in satworks' default bench queue (ready, prefetched or running)."""
-    with redis.Redis.from_url(REDIS_URL) as client:
-        return int(client.hlen(f"{SATWORKS_QUEUE}.msgs"))
+def broker_messages(env: dict[str, str] | None = None, queue: str = "default") -> int:
+    """Messages in satworks' bench queue ``queue`` of the broker ``env`` names (default: Redis DB
+    ``REDIS_DB``). Redis: ready, prefetched or running; RabbitMQ: ready (none is delivered before a
+    worker runs)."""
+    env = env or {}
+    url = env.get("SATWORKS_BROKER_URL") or env.get("SATWORKS_REDIS_URL", REDIS_URL)
+    name = env.get("SATWORKS_QUEUE_PREFIX", QUEUE_PREFIX) + queue
+    if url.startswith(("amqp://", "amqps://")):
+        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as conn:
+            try:
+                return int(conn.channel().queue_declare(name, passive=True).method.message_count)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == 404:  # never declared: nothing was sent to it
+                    return 0
+                raise
+    with redis.Redis.from_url(url) as client:
+        return int(client.hlen(f"{SATWORKS_NAMESPACE}:{name}.msgs"))
+
+
+def mid_rate(series: list[tuple[float, int]], total: int) -> float:
+    """Jobs/s between 10 % and 90 % of ``total`` finished, from ``(time, finished so far)`` samples in
+    time order (each job's finish time with its rank, or polls of a counter)."""
+    low = next((t, c) for t, c in series if c >= total * 0.1)
+    high = next((t, c) for t, c in series if c >= total * 0.9)
+    return (high[1] - low[1]) / max(high[0] - low[0], 1e-6)
 
 
 # --- the machine --------------------------------------------------------------------------------------
