@@ -1,8 +1,9 @@
 """Indexes the cost curves showed were missing (bench/cost_curves.py, issue 14).
 
-- ``jobs_app_status_listing``, ``payment_requests_app_status_listing``: a listing filtered on a
-  status walks only that status's rows, newest first (on ``(app_id, seq)`` alone a rare or absent
-  status read every row of the app).
+- ``payment_requests_app_status_listing``: a payments listing filtered on a status walks only that
+  status's rows, newest first (on ``(app_id, seq)`` alone a rare status read every row of the app).
+  Jobs need none: their waiting and running statuses have partial indexes already (0004), and the
+  finished ones are common enough that a page reads a bounded number of rows.
 - ``payment_requests_app_listing``: ``GET /v1/payments`` had no index on ``(app_id, seq)`` at all (a
   sort of every row of the app per page).
 - ``payment_txs_payment``, ``payment_txs_open``, ``payment_txs_height``: a request's receipts, the
@@ -26,7 +27,6 @@ branch_labels = None
 depends_on = None
 
 INDEXES = {
-    "jobs_app_status_listing": "jobs (app_id, status, seq)",
     "payment_requests_app_listing": "payment_requests (app_id, seq)",
     "payment_requests_app_status_listing": "payment_requests (app_id, status, seq)",
     "payment_requests_sweep": "payment_requests (status, expires_at) WHERE status IN ('new', 'processing')",
