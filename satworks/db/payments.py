@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, String, any_, bindparam, func, insert, select, text, union, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from satworks.audit import AuditKind
@@ -88,14 +89,6 @@ class StoredTx:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Watched:
-    """A request's address that a sweep looks at."""
-
-    id: uuid.UUID
-    address: str
-
-
 RECORD_COLUMNS = [payment_requests.c[f.name] for f in dataclasses.fields(PaymentRecord)]
 _TX_COLUMNS = [payment_txs.c[f.name] for f in dataclasses.fields(StoredTx)]
 
@@ -110,7 +103,7 @@ def payment_record(row: Any) -> PaymentRecord:
 
 
 def _stored_tx(row: Any) -> StoredTx:
-    values = row._asdict()
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(StoredTx)}
     values["state"] = TxState(values["state"])
     return StoredTx(**values)
 
@@ -158,33 +151,70 @@ def load(conn: Connection, payment_id: uuid.UUID) -> PaymentRecord | None:
     return payment_record(row) if row is not None else None
 
 
-def monitored(conn: Connection, now: datetime) -> list[Watched]:
-    """Requests a sweep must look at: open ones, and closed ones inside their monitoring window."""
+def _watched(now: datetime) -> ColumnElement[bool]:
+    """Requests a sweep looks at: open ones, and closed ones inside their monitoring window."""
     window_end = payment_requests.c.expires_at + func.make_interval(0, 0, 0, 0, 0, 0, payment_requests.c.monitoring_s)
+    return payment_requests.c.address.is_not(None) & (
+        payment_requests.c.status.in_((PaymentStatus.NEW, PaymentStatus.PROCESSING)) | (window_end >= now)
+    )
+
+
+def _any(name: str, values: Collection[Any], item: Any) -> Any:
+    """``= ANY(:name)`` with one array parameter: no limit on how many values (an IN list binds one each)."""
+    return any_(bindparam(name, list(values), type_=ARRAY(item)))
+
+
+def watched_by_address(conn: Connection, now: datetime, addresses: Collection[str]) -> dict[str, uuid.UUID]:
+    """Address → request for those of ``addresses`` whose request a sweep looks at (``_watched``)."""
+    if not addresses:
+        return {}
     rows = conn.execute(
-        select(payment_requests.c.id, payment_requests.c.address).where(
-            payment_requests.c.address.is_not(None),
-            (payment_requests.c.status.in_((PaymentStatus.NEW, PaymentStatus.PROCESSING))) | (window_end >= now),
+        select(payment_requests.c.address, payment_requests.c.id).where(
+            payment_requests.c.address == _any("addresses", addresses, String), _watched(now)
         )
     )
-    return [Watched(*row) for row in rows]
+    return {row.address: row.id for row in rows}
+
+
+def watched_receipts(
+    conn: Connection, now: datetime, *, txids: Collection[str] | None = None, above_height: int | None = None
+) -> list[tuple[StoredTx, str]]:
+    """Stored receipts of watched requests, each with its request's address: those of ``txids``; or,
+    without ``txids``, those in doubt (not confirmed, or confirmed above ``above_height``; every one when
+    ``above_height`` is None). Read through indexes on the receipts, not over every watched request."""
+    query = select(*_TX_COLUMNS, payment_requests.c.address).join(
+        payment_requests, payment_requests.c.id == payment_txs.c.payment_id
+    )
+    if txids is not None:
+        if not txids:
+            return []
+        query = query.where(payment_txs.c.txid == _any("txids", txids, String))
+    elif above_height is not None:
+        query = query.where(
+            (payment_txs.c.state != TxState.CONFIRMED)
+            | payment_txs.c.block_height.is_(None)
+            | (payment_txs.c.block_height > above_height)
+        )
+    rows = conn.execute(query.where(_watched(now)))
+    return [(_stored_tx(row), row.address) for row in rows]
 
 
 def sweep_candidates(conn: Connection, now: datetime) -> set[uuid.UUID]:
-    """Requests whose status can change without new node data: confirmations growing, expiry due,
-    unconfirmed money that may vanish, the monitoring window ending."""
-    has_open_tx = (
-        select(payment_txs.c.payment_id)
-        .where(payment_txs.c.payment_id == payment_requests.c.id, payment_txs.c.state != TxState.CONFIRMED)
-        .exists()
-    )
+    """Watched requests whose status can change without new node data: confirmations growing, expiry
+    due, unconfirmed money that may vanish, the monitoring window ending. Three indexed reads (the
+    ``payment_requests_sweep`` and ``payment_txs_open`` indexes), none over every open request."""
+    unconfirmed = select(payment_txs.c.payment_id).where(payment_txs.c.state != TxState.CONFIRMED)
     due = payment_requests.c.expires_at <= now - timedelta(seconds=1)
+    ours = (payment_requests.c.method == "onchain") & _watched(now)  # lightning: jobs/lightning.py
     rows = conn.execute(
-        select(payment_requests.c.id).where(
-            payment_requests.c.method == "onchain",  # lightning requests are swept by jobs/lightning.py
-            (payment_requests.c.status == PaymentStatus.PROCESSING)
-            | ((payment_requests.c.status == PaymentStatus.NEW) & (due | has_open_tx))
-            | (payment_requests.c.status.in_(CLOSED) & has_open_tx),
+        union(
+            select(payment_requests.c.id).where(ours, payment_requests.c.status == PaymentStatus.PROCESSING),
+            select(payment_requests.c.id).where(ours, payment_requests.c.status == PaymentStatus.NEW, due),
+            select(payment_requests.c.id).where(
+                ours,
+                payment_requests.c.status.in_((PaymentStatus.NEW, *CLOSED)),
+                payment_requests.c.id.in_(unconfirmed),
+            ),
         )
     )
     return {row.id for row in rows}

@@ -212,6 +212,24 @@ Index(
     payment_requests.c.created_at,
     postgresql_where=text("status IN ('creating', 'new', 'processing')"),
 )
+# Migration 0012: the payments listing (also filtered on a status) and what a sweep reads
+# (bench/cost_curves.py showed each cost growing with the table without them).
+Index("payment_requests_app_listing", payment_requests.c.app_id, payment_requests.c.seq)
+Index(
+    "payment_requests_app_status_listing",
+    payment_requests.c.app_id,
+    payment_requests.c.status,
+    payment_requests.c.seq,
+)
+Index(
+    "payment_requests_sweep",
+    payment_requests.c.status,
+    payment_requests.c.expires_at,
+    postgresql_where=text("status IN ('new', 'processing')"),
+)
+Index("payment_txs_payment", payment_txs.c.payment_id)
+Index("payment_txs_open", payment_txs.c.payment_id, postgresql_where=text("state <> 'confirmed'"))
+Index("payment_txs_height", payment_txs.c.block_height)
 Index("payment_audit_created", payment_audit.c.created_at)
 Index("app_events_created", app_events.c.created_at)
 Index("webhook_receipts_received", webhook_receipts.c.received_at)

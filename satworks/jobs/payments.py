@@ -140,25 +140,29 @@ def sweep(res: PaymentResources) -> dict[str, int]:
         if not store.try_sweep_lock(conn):
             return {"skipped": 1}
         last = store.cursor(conn, NODE)
-        monitored = {row.address: row.id for row in store.monitored(conn, read_at)}
-        stored = store.stored_txs(conn, list(monitored.values()))
         since = res.rpc.list_since_block(last)
         tip = res.rpc.block_count()
         tips = res.rpc.chain_tips()
-        doubtful = {r.txid for r in stored if since.from_start or _in_doubt(r.state, r.block_height, tip, tips)}
-        listed = {e.txid for e in (*since.transactions, *since.removed) if e.address in monitored}
+        # Only what this block range touched is read from the database: the watched addresses among
+        # the wallet's new entries, and the stored receipts that may have changed (not every open request).
+        floor = min([tip, *(t.height - t.branch_length for t in tips if t.status != "active")])
+        in_doubt = store.watched_receipts(conn, read_at, above_height=None if since.from_start else floor)
+        doubtful = {r.txid for r, _ in in_doubt if since.from_start or _in_doubt(r.state, r.block_height, tip, tips)}
+        entries = (*since.transactions, *since.removed)
+        listed_owners = store.watched_by_address(conn, read_at, {e.address for e in entries if e.address})
+        listed = {e.txid for e in entries if e.address in listed_owners}
         txs = _read_closed(res.rpc, listed | doubtful)
-        watched = set(monitored.values())
-        by_payment: dict[uuid.UUID, list[Receipt]] = {
-            pid: [] for pid in store.sweep_candidates(conn, read_at) if pid in watched
-        }
-        for pid, fresh in _receipts(txs, monitored, stored).items():
+        stored = store.watched_receipts(conn, read_at, txids=txs.keys())
+        paid = {r.address for tx in txs.values() if tx is not None for r in tx.receives}
+        owners = {**store.watched_by_address(conn, read_at, paid), **{a: r.payment_id for r, a in stored}}
+        by_payment: dict[uuid.UUID, list[Receipt]] = {pid: [] for pid in store.sweep_candidates(conn, read_at)}
+        for pid, fresh in _receipts(txs, owners, [r for r, _ in stored]).items():
             by_payment[pid] = fresh
         for pid, fresh in by_payment.items():
             store.apply_receipts(conn, pid, fresh, read_at, tip_height=tip)
         store.save_cursor(conn, NODE, since.last_block)
     return {
-        "monitored": len(monitored),
+        "owners": len(owners),
         "evaluated": len(by_payment),
         "txs": len(txs),
         "rpc_calls": res.rpc.calls - calls_before,
