@@ -1,6 +1,6 @@
 """What a job's state moves cost Postgres, before and after ``job_watch`` (migration 0013), in one run.
 
-Two databases are migrated side by side: one to ``0011_report_email`` (the maintenance partial indexes on
+Two databases are migrated side by side: one to ``0012_cost_indexes`` (the maintenance partial indexes on
 ``jobs`` itself) and one to head (``job_watch`` kept by triggers, no index of ``jobs`` on a column the
 workers change). Each then takes the same statements the intake and the status writer send: ``--jobs``
 rows inserted in batches of ``--batch`` (``INSERT_BATCH``), then claimed and finished batch by batch
@@ -34,7 +34,7 @@ from satworks.db.migrate import upgrade
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
 
-VARIANTS = {"before": "0011_report_email", "after": "head"}
+VARIANTS = {"before": "0012_cost_indexes", "after": "head"}
 FINISHED_AT = "2026-12-06T00:00:00Z"
 
 

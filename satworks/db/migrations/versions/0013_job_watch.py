@@ -14,7 +14,7 @@ in place (HOT), and each claim and outcome wrote an entry into every index of ``
   for retention, and a ``fillfactor`` leaving room on each page for a row's next versions.
 
 Revision ID: 0013_job_watch
-Revises: 0011_report_email
+Revises: 0012_cost_indexes
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
 revision = "0013_job_watch"
-down_revision = "0011_report_email"
+down_revision = "0012_cost_indexes"
 branch_labels = None
 depends_on = None
 
