@@ -43,6 +43,8 @@ async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
     timeout_s = request.app[ctx.SETTINGS].http_body_timeout_s
     try:
+        if request.content.is_eof():  # the whole body is here already (small bodies): no timer to arm
+            return await request.read()
         async with asyncio.timeout(timeout_s):
             return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
