@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from satworks import clock
+from satworks import clock, ids
 from satworks.db.jobs import NewJob
 from satworks.errors import ValidationFailed
 from satworks.intake import idempotency
@@ -70,7 +70,7 @@ def job_row(
     if idempotency_key is not None:
         idempotency.check(idempotency_key)
     job = NewJob(
-        id=uuid.uuid4(),
+        id=ids.uuid4(),
         app_id=app_id,
         type=job_type.name,
         queue=queue_name(priority, queue_prefix),
