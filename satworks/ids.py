@@ -35,6 +35,15 @@ def uuid4() -> uuid.UUID:
     return uuid.UUID(bytes=random_bytes(16), version=4)
 
 
+def uuid4_str() -> str:
+    """``str(uuid.uuid4())``, without building the ``UUID`` (message ids are only ever text)."""
+    raw = bytearray(random_bytes(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def token_hex16() -> str:
     """32 hex digits of random, as ``secrets.token_hex(16)``."""
     return random_bytes(16).hex()

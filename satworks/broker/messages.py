@@ -41,7 +41,7 @@ def job_message(
         args=(str(job_id),),
         kwargs={},
         options=options,
-        message_id=str(ids.uuid4()),  # as Dramatiq's own default, without a system call per message
+        message_id=ids.uuid4_str(),  # as Dramatiq's own default, without a system call per message
     )
 
 

@@ -138,7 +138,7 @@ class SatworksRedisBroker(RedisBroker):
         sent: list[Delayed] = []
         hooked = _hooked(self.middleware, "before_enqueue")
         for original, delay in items:
-            message_id = str(ids.uuid4())
+            message_id = ids.uuid4_str()
             if delay is None:
                 message = original.copy(options={"redis_message_id": message_id})
             else:

@@ -14,6 +14,9 @@ def test_ids_are_version_4_uuids_and_never_repeat_across_buffer_refills() -> Non
     assert all(isinstance(u, uuid.UUID) and u.version == 4 and u.variant == uuid.RFC_4122 for u in made)
     assert len(set(made)) == len(made)
     assert len(ids.token_hex16()) == 32
+    texts = [ids.uuid4_str() for _ in range(2000)]
+    assert all(str(uuid.UUID(t)) == t and uuid.UUID(t).version == 4 for t in texts)
+    assert uuid.UUID(texts[0]).variant == uuid.RFC_4122 and len(set(texts)) == len(texts)
 
 
 def test_a_forked_child_does_not_hand_out_the_ids_its_parent_will() -> None:
