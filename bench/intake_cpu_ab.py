@@ -59,7 +59,7 @@ def main() -> int:
     try:
         with time_budget(120 + 30 * args.rounds):
             reset_stores()
-            env = satworks_env(http_host="127.0.0.1", http_port="0", worker_metrics_port=str(free_port()))
+            env = satworks_env(http_host="127.0.0.1", http_port=str(free_port()), worker_metrics_port=str(free_port()))
             token = create_app_key(env)
             bases = {}
             for name, tree in trees.items():
