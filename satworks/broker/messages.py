@@ -7,6 +7,8 @@ from typing import Any
 
 import dramatiq
 
+from satworks import ids
+
 Delayed = tuple[dramatiq.Message[Any], int | None]
 """A message and its delay in milliseconds (``None``: due now), as ``Broker.enqueue`` takes them."""
 
@@ -33,7 +35,14 @@ def job_message(
     options: dict[str, Any] = {"max_retries": max_retries, "max_age": max_age_ms + (delay_ms or 0)}
     if generation:
         options[GENERATION] = generation
-    return dramatiq.Message(queue_name=queue, actor_name=job_type, args=(str(job_id),), kwargs={}, options=options)
+    return dramatiq.Message(
+        queue_name=queue,
+        actor_name=job_type,
+        args=(str(job_id),),
+        kwargs={},
+        options=options,
+        message_id=ids.uuid4_str(),  # as Dramatiq's own default, without a system call per message
+    )
 
 
 def message_generation(message: dramatiq.Message[Any]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 from weakref import WeakSet
@@ -19,7 +18,7 @@ from dramatiq.middleware import Middleware
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
-from satworks import clock
+from satworks import clock, ids
 from satworks.broker.compat import DISPATCH_KNOWN, ENQUEUE_KNOWN, WAKEUP_KNOWN
 from satworks.broker.messages import Delayed
 from satworks.broker.wakeup import TRIM, WAKE, WAKE_SENT, WakeupConsumer, WakeupOnShutdown, wake_key
@@ -139,7 +138,7 @@ class SatworksRedisBroker(RedisBroker):
         sent: list[Delayed] = []
         hooked = _hooked(self.middleware, "before_enqueue")
         for original, delay in items:
-            message_id = str(uuid.uuid4())
+            message_id = ids.uuid4_str()
             if delay is None:
                 message = original.copy(options={"redis_message_id": message_id})
             else:

@@ -1,7 +1,7 @@
 """The job store: typed records, static SQL for the batch paths, and the queries of the API.
 
 Every state move is a conditional UPDATE, so a second run is a no-op. The hot paths (the intake's
-batch INSERT, the workers' claims and outcomes) are static SQL run with ``exec_driver_sql``: one
+batch INSERT, the workers' claims and outcomes) are static SQL sent through psycopg on a held connection: one
 statement per batch whatever its size, so neither SQLAlchemy nor psycopg compiles or parses anything
 per batch, and a batch's rows travel as one JSON document (``jsonb_to_recordset``), which costs a few
 microseconds per row to build instead of per-value adaptation.
@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Select, func, select, tuple_, update
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.db.engine import db_errors
+from satworks.db.held import HeldConnection
 from satworks.db.pages import Page, page_of
 from satworks.db.schema import job_watch, jobs
 from satworks.errors import Conflict, NotFound
@@ -118,7 +119,7 @@ def _record(row: Any) -> JobRecord:
     return JobRecord(*values)
 
 
-# --- static SQL for batches (run with ``exec_driver_sql``, psycopg's ``%s`` placeholders) -------------------
+# --- static SQL for batches (run through psycopg, its ``%s`` placeholders) ----------------------------------
 
 INSERT_BATCH = (
     "INSERT INTO jobs (id, app_id, type, queue, priority, status, payload, max_retries, idempotency_key,"
@@ -236,27 +237,18 @@ class WrittenBatch:
     """(app id, idempotency key) -> the stored job, for the jobs skipped because their key existed."""
 
 
-@asynccontextmanager
-async def single_statements(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection in autocommit, for work that is one statement (or statements that need no
-    common snapshot): each is its own transaction, which spares the ``BEGIN`` and ``COMMIT`` round
-    trips, two of the three a one-statement transaction costs (the intake pays them per batch)."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-
-async def insert_batch(engine: AsyncEngine, batch: Sequence[NewJob]) -> WrittenBatch:
-    """INSERT the batch in one statement and commit; read the jobs whose keys existed already.
+async def insert_batch(held: HeldConnection, batch: Sequence[NewJob]) -> WrittenBatch:
+    """INSERT the batch in one statement on the batcher's held connection, in autocommit (the whole
+    batch or nothing); read the jobs whose keys existed already.
 
     Raises ``DependencyUnavailable`` when the database cannot be reached, one of ``ROW_ERRORS`` when a
     row is refused (nothing of the batch is written then)."""
+    inserted: dict[uuid.UUID, int] = dict(await held.run(INSERT_BATCH, (rows_json(batch),)))  # (id, seq)
+    if len(inserted) == len(batch):
+        return WrittenBatch(inserted, {})
+    pairs = [(j.app_id, j.idempotency_key) for j in batch if j.id not in inserted and j.idempotency_key]
     with db_errors():
-        async with single_statements(engine) as conn:  # the INSERT is atomic: the whole batch or nothing
-            result = await conn.exec_driver_sql(INSERT_BATCH, (rows_json(batch),))
-            inserted: dict[uuid.UUID, int] = {row.id: row.seq for row in result}
-            if len(inserted) == len(batch):
-                return WrittenBatch(inserted, {})
-            pairs = [(j.app_id, j.idempotency_key) for j in batch if j.id not in inserted and j.idempotency_key]
+        async with held.engine.connect() as conn:
             rows = await conn.execute(
                 select(*_RECORD_COLUMNS).where(tuple_(jobs.c.app_id, jobs.c.idempotency_key).in_(pairs))
             )
@@ -264,11 +256,9 @@ async def insert_batch(engine: AsyncEngine, batch: Sequence[NewJob]) -> WrittenB
     return WrittenBatch(inserted, existing)
 
 
-async def mark_enqueued(engine: AsyncEngine, ids: Sequence[uuid.UUID]) -> None:
+async def mark_enqueued(held: HeldConnection, ids: Sequence[uuid.UUID]) -> None:
     """Bookkeeping after the broker took the jobs' messages (the stranded sweep skips them then)."""
-    with db_errors():
-        async with single_statements(engine) as conn:
-            await conn.exec_driver_sql(MARK_ENQUEUED, (uuid_array(ids),))
+    await held.run(MARK_ENQUEUED, (uuid_array(ids),))
 
 
 async def delete_unenqueued(engine: AsyncEngine, ids: Sequence[uuid.UUID]) -> None:

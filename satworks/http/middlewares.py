@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from satworks import ids
 from satworks.http import context as ctx
 from satworks.logs import request_id_var
 from satworks.metrics.http import HttpMetrics
@@ -30,7 +30,7 @@ async def observe(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id")
-    request_id = incoming if incoming is not None and _VALID_ID.match(incoming) else secrets.token_hex(16)
+    request_id = incoming if incoming is not None and _VALID_ID.match(incoming) else ids.token_hex16()
     request_id_var.set(request_id)
     started = time.perf_counter()
     protocol = request.protocol  # satworks web's: it counts heads that time out between requests

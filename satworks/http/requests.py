@@ -30,7 +30,8 @@ M = TypeVar("M", bound=BaseModel)
 async def json_body(request: web.Request, *, max_bytes: int) -> Any:
     """The parsed JSON body: 415 unless JSON, 413 past ``max_bytes``, 400 when it does not parse or
     nests deeper than ``SATWORKS_MAX_JSON_DEPTH``, 422 for text Postgres cannot store (``parse_json``)."""
-    if request.content_type != "application/json":
+    # The header as clients send it is the common case; any other spelling is parsed (parameters, case).
+    if request.headers.get("Content-Type") != "application/json" and request.content_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
     raw = await raw_body(request, max_bytes=max_bytes)
     return parse_json(raw, max_depth=request.app[ctx.SETTINGS].max_json_depth)
@@ -43,6 +44,8 @@ async def raw_body(request: web.Request, *, max_bytes: int) -> bytes:
         raise PayloadTooLarge("request body too large", details={"max_bytes": max_bytes})
     timeout_s = request.app[ctx.SETTINGS].http_body_timeout_s
     try:
+        if request.content.is_eof():  # the whole body is here already (small bodies): no timer to arm
+            return await request.read()
         async with asyncio.timeout(timeout_s):
             return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:

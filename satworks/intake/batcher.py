@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from satworks.broker.client import BrokerClient
 from satworks.broker.messages import Delayed, job_message
 from satworks.db import jobs as jobs_db
+from satworks.db.held import HeldConnection
 from satworks.db.jobs import JobRecord, NewJob
 from satworks.errors import Conflict, DependencyUnavailable
 from satworks.intake.idempotency import check_replay
@@ -67,6 +68,10 @@ class IntakeBatcher:
     """
 
     MAX_IN_FLIGHT = 2
+    MARK_GAP_S = 0.05
+    """Time between two ``enqueued`` UPDATEs: the ids answered meanwhile share the next one. Each is
+    a commit of its own, so under load this saves the database most of them; the stranded sweep only
+    looks at rows a minute old (``recovery.OLDER_THAN_S``)."""
 
     def __init__(
         self,
@@ -80,6 +85,8 @@ class IntakeBatcher:
         """``on_enqueued``: called with each batch's new jobs once the broker has their messages."""
         self._default_max_age_ms = default_max_age_ms
         self._engine = engine
+        self._inserts = HeldConnection(engine)  # the batch INSERTs run one after the other on it
+        self._marks = HeldConnection(engine)  # and the coalesced ``enqueued`` marks on this one
         self._client = client
         self._batch_max = batch_max
         self._on_enqueued = on_enqueued
@@ -111,6 +118,8 @@ class IntakeBatcher:
         _fail(self._pending + self._isolated, DependencyUnavailable("intake stopped"))
         while self._background:  # batches on their way to the broker finish; so does their marking
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self._inserts.close()
+        await self._marks.close()
 
     async def _loop(self) -> None:
         while True:
@@ -158,7 +167,7 @@ class IntakeBatcher:
 
         # A batch that is not in flight now has its final rows: kept, or deleted before it left the list.
         earlier = list(self._flying)
-        written = await jobs_db.insert_batch(self._engine, [s.job for s in unique])
+        written = await jobs_db.insert_batch(self._inserts, [s.job for s in unique])
         inserted = written.inserted
         if len(inserted) < len(unique):
             fresh = [s for s in unique if s.job.id in inserted]
@@ -247,7 +256,8 @@ class IntakeBatcher:
         task.add_done_callback(self._background.discard)
 
     def _mark_enqueued_later(self, ids: list[uuid.UUID]) -> None:
-        """Background bookkeeping; ids that arrive while an UPDATE runs share the next one."""
+        """Background bookkeeping; ids that arrive while an UPDATE runs, or within ``MARK_GAP_S`` after
+        it, share the next one."""
         self._to_mark.extend(ids)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._mark_enqueued())
@@ -258,9 +268,10 @@ class IntakeBatcher:
         while self._to_mark:
             ids, self._to_mark = self._to_mark, []
             try:
-                await jobs_db.mark_enqueued(self._engine, ids)
+                await jobs_db.mark_enqueued(self._marks, ids)
             except Exception:  # the task's boundary; the stranded sweep may enqueue them again (harmless)
                 log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
+            await asyncio.sleep(self.MARK_GAP_S)
 
 
 def _fail(subs: list[Submission], exc: BaseException) -> None:

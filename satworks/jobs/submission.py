@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from satworks import clock
+from satworks import clock, ids
 from satworks.db.jobs import NewJob
 from satworks.errors import ValidationFailed
 from satworks.intake import idempotency
@@ -23,6 +23,9 @@ from satworks.jobs.catalog import JOB_TYPES
 from satworks.jobs.request import MAX_DELAY_S, JobIn
 from satworks.jobs.status import JobStatus
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
+"""``json.dumps(..., sort_keys=True, default=str)``, byte for byte (stored request hashes depend on it),
+without building an encoder per request."""
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # a JSON \u0000 escape, not an escaped backslash before "u0000"
 
 
@@ -59,7 +62,7 @@ def job_row(
     max_retries = job_type.max_retries if spec.max_retries is None else spec.max_retries
     stored = payload.model_dump(mode="json")
     schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
-    canonical = json.dumps([spec.type, stored, priority, max_retries, schedule], sort_keys=True, default=str)
+    canonical = _CANONICAL.encode([spec.type, stored, priority, max_retries, schedule])
     # Postgres text and jsonb cannot hold U+0000: refused here, it is this request's 422 rather than a
     # failed INSERT for every request that shares its batch.
     if "u0000" in canonical and _NUL_ESCAPE.search(canonical):
@@ -67,7 +70,7 @@ def job_row(
     if idempotency_key is not None:
         idempotency.check(idempotency_key)
     job = NewJob(
-        id=uuid.uuid4(),
+        id=ids.uuid4(),
         app_id=app_id,
         type=job_type.name,
         queue=queue_name(priority, queue_prefix),

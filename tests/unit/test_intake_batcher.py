@@ -17,12 +17,13 @@ from typing import Any
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.broker.client import BrokerClient
 from satworks.db.engine import async_engine
+from satworks.db.held import HeldConnection
 from satworks.db.jobs import NewJob
 from satworks.errors import Conflict, DependencyUnavailable
 from satworks.intake.batcher import IntakeBatcher
@@ -114,15 +115,18 @@ async def submit_together(batcher: IntakeBatcher, *rows: NewJob) -> list[Result]
     return await asyncio.gather(*(batcher.submit(row, None) for row in rows), return_exceptions=True)
 
 
-def insert_sizes(engine: AsyncEngine) -> list[int]:
-    """The number of rows of each batch INSERT on ``engine`` from now on (filled in as they run)."""
+def insert_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of each batch INSERT from now on (filled in as they run; the batcher sends
+    them through its held connection)."""
     sizes: list[int] = []
+    run = HeldConnection.run
 
-    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    async def seen(self: HeldConnection, statement: str, params: Any) -> list[tuple[Any, ...]]:
         if statement.startswith("INSERT INTO jobs"):
-            sizes.append(parameters[0].count('"idempotency_key"'))
+            sizes.append(params[0].count('"idempotency_key"'))
+        return await run(self, statement, params)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    monkeypatch.setattr(HeldConnection, "run", seen)
     return sizes
 
 
@@ -137,7 +141,7 @@ def insert_sizes(engine: AsyncEngine) -> list[int]:
 )
 async def test_a_row_postgres_refuses_fails_only_its_own_request_and_the_rest_of_its_batch_is_stored(
     start_batcher: Any,
-    intake_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
     db: Engine,
     app_id: uuid.UUID,
     prefix: str,
@@ -146,7 +150,7 @@ async def test_a_row_postgres_refuses_fails_only_its_own_request_and_the_rest_of
 ) -> None:
     broker = declared(StubBroker(), prefix)
     batcher = start_batcher(broker)
-    sizes = insert_sizes(intake_engine)
+    sizes = insert_sizes(monkeypatch)
     good = [new_row(app_id, prefix, payload={"note": f"good {i}"}) for i in range(4)]
     bad = dataclasses.replace(new_row(app_id, prefix), **spoil)
 
@@ -211,11 +215,11 @@ async def test_a_replay_of_a_key_in_flight_waits_for_its_original_batch_and_neve
 
 
 async def test_identical_requests_with_one_key_in_one_batch_store_one_row_and_the_rest_replay_it(
-    start_batcher: Any, intake_engine: AsyncEngine, db: Engine, app_id: uuid.UUID, prefix: str
+    start_batcher: Any, monkeypatch: pytest.MonkeyPatch, db: Engine, app_id: uuid.UUID, prefix: str
 ) -> None:
     broker = declared(StubBroker(), prefix)
     batcher = start_batcher(broker)
-    sizes = insert_sizes(intake_engine)
+    sizes = insert_sizes(monkeypatch)
     rows = [new_row(app_id, prefix, key="dup", payload={"note": "same"}) for _ in range(5)]
 
     results = await submit_together(batcher, *rows)
@@ -254,3 +258,26 @@ async def test_a_request_equal_to_the_stored_one_is_a_replay_even_behind_a_confl
     assert isinstance(results[0], Conflict)
     assert not isinstance(results[1], BaseException), results[1]
     assert (results[1][0].id, results[1][1]) == (stored.id, True)
+
+
+async def test_a_connection_lost_between_batches_fails_one_batch_and_the_next_gets_a_fresh_one(
+    start_batcher: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    broker = declared(StubBroker(), prefix)
+    batcher = start_batcher(broker)
+    first = new_row(app_id, prefix)
+    assert not isinstance((await submit_together(batcher, first))[0], BaseException)
+    held = batcher._inserts._driver
+    assert held is not None
+    with db.begin() as conn:  # the server drops the batcher's connection (restart, failover, idle timeout)
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": held.info.backend_pid})
+
+    lost, retried = new_row(app_id, prefix), new_row(app_id, prefix)
+    [lost_result] = await submit_together(batcher, lost)
+    [retried_result] = await submit_together(batcher, retried)
+
+    assert isinstance(lost_result, DependencyUnavailable)
+    assert read(db, lost.id) is None
+    assert not isinstance(retried_result, BaseException), retried_result
+    assert read(db, retried.id) is not None
+    assert sorted(queued_job_ids(broker, prefix + "default")) == sorted([str(first.id), str(retried.id)])
