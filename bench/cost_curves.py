@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 import psycopg
 from bitcoinrpc.authproxy import AuthServiceProxy
+from sqlalchemy.dialects import postgresql
 
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -78,10 +79,12 @@ from bench.harness import (
     warm_up,
 )
 from bench.payments_sweep import node_answers, pay
+from satworks.db.jobs import listing_query
 from satworks.http.pagination import encode_cursor
 from satworks.jobs.base import JobContext, NoPayload
 from satworks.jobs.maintenance import retain
 from satworks.jobs.payments import sweep
+from satworks.jobs.status import JobStatus
 from satworks.settings import Settings
 from satworks.workers.reconciler import reconcile
 from tests.platform_support import worker_resources
@@ -162,7 +165,8 @@ LISTINGS = {
     "jobs": "SELECT * FROM jobs WHERE app_id = %(app)s{status}{before} ORDER BY seq DESC LIMIT %(n)s",
     "payments": "SELECT * FROM payment_requests WHERE app_id = %(app)s{status}{before} ORDER BY seq DESC LIMIT %(n)s",
 }
-"""The statements behind the listings (satworks/db/jobs.py, payment_requests.py), for their buffers."""
+"""The statement behind the payments listing (satworks/db/payment_requests.py), for its buffers; the jobs one
+is a fallback (``listing_sql`` uses the jobs listing's own statement)."""
 
 
 @dataclass
@@ -227,7 +231,7 @@ def grow(run: Run, step: Step) -> None:
         fill(conn, run, "open", OPEN_FILL, step.open_requests, ending=timedelta(0))
         # Closed ones past their monitoring window (a sweep no longer looks at them).
         fill(conn, run, "closed", CLOSED_FILL, step.closed_requests, ending=timedelta(days=1))
-        for table in ("jobs", "payment_requests", "payment_txs"):
+        for table in ("jobs", "job_watch", "payment_requests", "payment_txs"):
             conn.execute(f"VACUUM ANALYZE {table}")
         conn.execute("CHECKPOINT")  # the fill's dirty pages written now, not during the measurements
         step.fill_s = time.perf_counter() - began
@@ -310,6 +314,20 @@ def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, dict
     return statistics.median(times), body
 
 
+def listing_sql(kind: str, app: uuid.UUID, where: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The listing's statement and parameters: for jobs, the very statement ``satworks.db.jobs`` sends
+    (a watched status goes through ``job_watch``)."""
+    if kind == "jobs":
+        status = JobStatus(where["status"]) if "status" in where else None
+        statement = listing_query(app, status=status, job_type=None, before_seq=where.get("before"), limit=PAGE + 1)
+        return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})), {}
+    sql = LISTINGS[kind].format(
+        status=" AND status = %(status)s" if "status" in where else "",
+        before=" AND seq < %(before)s" if "before" in where else "",
+    )
+    return sql, {"app": app, "n": PAGE + 1, **where}
+
+
 def shared_buffers(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> int:
     """Shared buffers (hit + read) the statement touches, from EXPLAIN (ANALYZE, BUFFERS) of its serial
     plan (a parallel worker stopped early by the LIMIT does not report its buffers)."""
@@ -329,7 +347,8 @@ def measure_pages(run: Run, step: Step, repeat: int = 7) -> None:
         httpx.Client(base_url=run.base, headers=headers(run.token), timeout=60.0) as client,
         psycopg.connect(PG_BENCH_URL, autocommit=True) as conn,
     ):
-        conn.execute("ANALYZE jobs")  # the intake and the worker changed it (autovacuum may be off)
+        for changed in ("jobs", "job_watch"):  # the intake and the worker changed them (autovacuum may be off)
+            conn.execute(f"ANALYZE {changed}")
         for kind in ("jobs", "payments"):
             row = conn.execute(
                 f"SELECT seq FROM {table[kind]} WHERE app_id = %s ORDER BY seq DESC OFFSET %s LIMIT 1",
@@ -344,11 +363,8 @@ def measure_pages(run: Run, step: Step, repeat: int = 7) -> None:
                 took, body = median_ms(client, path, repeat)
                 name = f"GET /v1/{kind} {label} ms"
                 step.figures[name] = took
-                sql = LISTINGS[kind].format(
-                    status=" AND status = %(status)s" if "status" in where else "",
-                    before=" AND seq < %(before)s" if "before" in where else "",
-                )
-                step.buffers[name.removesuffix(" ms")] = shared_buffers(conn, sql, {"app": app, "n": PAGE + 1, **where})
+                sql, params = listing_sql(kind, app, where)
+                step.buffers[name.removesuffix(" ms")] = shared_buffers(conn, sql, params)
                 items = len(body["items"])
                 if items != PAGE and body["next_cursor"] is not None:
                     raise BenchError(f"GET {path}: {items} items and next_cursor {body['next_cursor']}")

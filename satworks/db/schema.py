@@ -197,6 +197,7 @@ job_watch = Table(
     "job_watch",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("app_id", UUID(as_uuid=True), nullable=False),
     Column("state", String(16), nullable=False),  # waiting | running | dead | failed
     Column("at", DateTime(timezone=True)),  # due | latest claim | finished (as in the jobs row)
     Column("seq", BigInteger, nullable=False),  # the job's seq: dead letters are listed by it
@@ -205,7 +206,7 @@ job_watch = Table(
 Index("job_watch_waiting", job_watch.c.at, job_watch.c.id, postgresql_where=text("state = 'waiting'"))
 Index("job_watch_running", job_watch.c.at, postgresql_where=text("state = 'running'"))
 Index("job_watch_dead_letters", job_watch.c.seq, postgresql_where=text("state IN ('dead', 'failed')"))
-Index("job_watch_listing", job_watch.c.state, job_watch.c.seq)
+Index("job_watch_listing", job_watch.c.app_id, job_watch.c.state, job_watch.c.seq)
 Index("jobs_created", jobs.c.created_at)  # retention's candidates: created_at never changes
 Index(
     "payment_requests_open",

@@ -28,13 +28,13 @@ from tests.unit.job_rows import new_row
 pytestmark = pytest.mark.timeout(120)
 
 EXPECTED = """
-SELECT id, CASE WHEN status IN ('queued', 'retrying', 'scheduled') THEN 'waiting'
+SELECT id, app_id, CASE WHEN status IN ('queued', 'retrying', 'scheduled') THEN 'waiting'
                 WHEN status = 'running' THEN 'running' ELSE status END,
        CASE WHEN status IN ('queued', 'retrying', 'scheduled') THEN coalesce(next_retry_at, scheduled_for, created_at)
             WHEN status = 'running' THEN claimed_at ELSE finished_at END, seq
 FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('queued', 'retrying', 'scheduled', 'running', 'dead', 'failed')
 """
-WATCHED = "SELECT id, state, at, seq FROM job_watch WHERE id = ANY(%(ids)s)"
+WATCHED = "SELECT id, app_id, state, at, seq FROM job_watch WHERE id = ANY(%(ids)s)"
 
 
 def _app(conn: psycopg.Connection[Any]) -> uuid.UUID:
@@ -67,7 +67,7 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
         app_id = _app(conn)
         ids = _insert(conn, app_id, 6)
         a, b, c = (str(i) for i in ids[:3])
-        assert {row[1] for row in conn.execute(WATCHED, {"ids": ids})} == {"waiting"}
+        assert {row[2] for row in conn.execute(WATCHED, {"ids": ids})} == {"waiting"}
 
         claimed = conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids[:5]), q.int_array([0] * 5))).fetchall()
         assert len(claimed) == 5
@@ -86,7 +86,7 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
         conn.execute(q.KILL, ("Dead", "age limit", ids[5]))
         expected, watched = _matches(conn, ids)
         assert watched == expected
-        assert {row[0]: row[1] for row in watched} == {
+        assert {row[0]: row[2] for row in watched} == {
             ids[1]: "waiting",
             ids[2]: "failed",
             ids[3]: "running",
@@ -104,7 +104,7 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
         expected, watched = _matches(conn, ids)
         assert watched == expected
         assert ids[5] not in {row[0] for row in watched}
-        assert {row[0]: row[1] for row in watched}[ids[2]] == "waiting"
+        assert {row[0]: row[2] for row in watched}[ids[2]] == "waiting"
         assert ids[0] not in {row[0] for row in watched}  # succeeded: nothing to watch
 
 
