@@ -68,10 +68,6 @@ class IntakeBatcher:
     """
 
     MAX_IN_FLIGHT = 2
-    MARK_GAP_S = 0.05
-    """Time between two ``enqueued`` UPDATEs: the ids answered meanwhile share the next one. Each is
-    a commit of its own, so under load this saves the database most of them; the stranded sweep only
-    looks at rows a minute old (``recovery.OLDER_THAN_S``)."""
 
     def __init__(
         self,
@@ -256,8 +252,7 @@ class IntakeBatcher:
         task.add_done_callback(self._background.discard)
 
     def _mark_enqueued_later(self, ids: list[uuid.UUID]) -> None:
-        """Background bookkeeping; ids that arrive while an UPDATE runs, or within ``MARK_GAP_S`` after
-        it, share the next one."""
+        """Background bookkeeping; ids that arrive while an UPDATE runs share the next one."""
         self._to_mark.extend(ids)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._mark_enqueued())
@@ -271,7 +266,6 @@ class IntakeBatcher:
                 await jobs_db.mark_enqueued(self._marks, ids)
             except Exception:  # the task's boundary; the stranded sweep may enqueue them again (harmless)
                 log.warning("could not mark jobs enqueued", extra={"action": "mark_enqueued_failed"})
-            await asyncio.sleep(self.MARK_GAP_S)
 
 
 def _fail(subs: list[Submission], exc: BaseException) -> None:
