@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,12 @@ from bench.harness import PG_ADMIN_URL, PG_SERVER, BenchError, recreate_database
 from satworks.db import jobs as q
 from satworks.db.migrate import upgrade
 from satworks.jobs.request import JobIn
+from satworks.jobs.status import JobStatus
 from satworks.jobs.submission import job_row
+from satworks.workers.status import Outcome, outcomes_json
 
 VARIANTS = {"before": "0012_cost_indexes", "after": "head"}
-FINISHED_AT = "2026-12-06T00:00:00Z"
+FINISHED_AT = datetime(2026, 12, 6, tzinfo=UTC)
 
 
 def prepare(name: str, revision: str) -> str:
@@ -73,7 +76,9 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
             chunk = ids[i : i + batch]
             claims = (q.uuid_array(chunk), q.int_array([0] * len(chunk)))
             if previous:
-                outcomes = q.rows_json([_succeeded(job_id) for job_id in previous])
+                outcomes = outcomes_json(
+                    {j: Outcome(j, JobStatus.SUCCEEDED, result={}, finished_at=FINISHED_AT) for j in previous}
+                )
                 claimed += len(conn.execute(q.FINISH_AND_CLAIM, (outcomes, *claims)).fetchall())
             elif chunk:
                 claimed += len(conn.execute(q.CLAIM_BATCH, claims).fetchall())
@@ -91,18 +96,6 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
         "hot_share": hot / updates if updates else float("nan"),
         "heap_mb": sizes[0] / 2**20 if sizes else 0.0,
         "indexes_mb": sizes[1] / 2**20 if sizes else 0.0,
-    }
-
-
-def _succeeded(job_id: uuid.UUID) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "status": "succeeded",
-        "result": {},
-        "error_type": None,
-        "error_message": None,
-        "next_retry_at": None,
-        "finished_at": FINISHED_AT,
     }
 
 

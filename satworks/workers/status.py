@@ -186,22 +186,23 @@ class StatusWriter:
         claim_params = (q.uuid_array(ids), q.int_array([generation for _, generation in pairs]))
         if not kills and not outcomes.keys() & set(ids):
             if outcomes and ids:
-                cur = conn.execute(q.FINISH_AND_CLAIM, (_outcomes_json(outcomes), *claim_params))
+                cur = conn.execute(q.FINISH_AND_CLAIM, (outcomes_json(outcomes), *claim_params))
                 return cur.fetchall()
             if outcomes:
-                conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
+                conn.execute(q.FINISH_BATCH, (outcomes_json(outcomes),))
                 return []
             return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
         # Outcomes first: an earlier attempt's outcome always precedes the claim of the next one.
         if outcomes:
-            conn.execute(q.FINISH_BATCH, (_outcomes_json(outcomes),))
+            conn.execute(q.FINISH_BATCH, (outcomes_json(outcomes),))
         for outcome, _ in kills:
             error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
             conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
         return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
 
 
-def _outcomes_json(outcomes: dict[uuid.UUID, Outcome]) -> str:
+def outcomes_json(outcomes: dict[uuid.UUID, Outcome]) -> str:
+    """The outcomes as the one parameter of ``FINISH_BATCH`` / ``FINISH_AND_CLAIM``."""
     return q.rows_json(
         [
             {

@@ -7,10 +7,9 @@ the jobs rows call for, then check in a database of its own that Postgres update
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +21,7 @@ from satworks.db import reconcile
 from satworks.db.migrate import upgrade
 from satworks.jobs.status import JobStatus
 from satworks.settings import Settings
+from satworks.workers.status import Outcome, outcomes_json
 from tests.support import db_dsn
 from tests.unit.job_rows import new_row
 
@@ -34,6 +34,7 @@ SELECT id, app_id, CASE WHEN status IN ('queued', 'retrying', 'scheduled') THEN 
             WHEN status = 'running' THEN claimed_at ELSE finished_at END, seq
 FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('queued', 'retrying', 'scheduled', 'running', 'dead', 'failed')
 """
+FINISHED = datetime(2026, 12, 6, tzinfo=UTC)
 WATCHED = "SELECT id, app_id, state, at, seq FROM job_watch WHERE id = ANY(%(ids)s)"
 
 
@@ -52,8 +53,8 @@ def _insert(conn: psycopg.Connection[Any], app_id: uuid.UUID, count: int) -> lis
     return [row.id for row in rows]
 
 
-def _outcomes(**by_id: dict[str, Any]) -> str:
-    return json.dumps([{"id": job_id, **outcome} for job_id, outcome in by_id.items()])
+def _outcomes(*outcomes: Outcome) -> str:
+    return outcomes_json({o.job_id: o for o in outcomes})
 
 
 def _matches(conn: psycopg.Connection[Any], ids: list[uuid.UUID]) -> tuple[set[Any], set[Any]]:
@@ -66,7 +67,6 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
     with psycopg.connect(db_dsn(settings), autocommit=True) as conn:
         app_id = _app(conn)
         ids = _insert(conn, app_id, 6)
-        a, b, c = (str(i) for i in ids[:3])
         assert {row[2] for row in conn.execute(WATCHED, {"ids": ids})} == {"waiting"}
 
         claimed = conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids[:5]), q.int_array([0] * 5))).fetchall()
@@ -75,11 +75,9 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
             q.FINISH_BATCH,
             (
                 _outcomes(
-                    **{
-                        a: {"status": "succeeded", "result": {}, "finished_at": "2026-12-06T00:00:00Z"},
-                        b: {"status": "retrying", "next_retry_at": "2030-01-01T00:00:00Z"},
-                        c: {"status": "failed", "error_type": "X", "finished_at": "2026-12-06T00:00:01Z"},
-                    }
+                    Outcome(ids[0], JobStatus.SUCCEEDED, result={}, finished_at=FINISHED),
+                    Outcome(ids[1], JobStatus.RETRYING, next_retry_at=datetime(2030, 1, 1, tzinfo=UTC)),
+                    Outcome(ids[2], JobStatus.FAILED, error_type="X", finished_at=FINISHED + timedelta(seconds=1)),
                 ),
             ),
         )
@@ -136,7 +134,7 @@ def test_claims_and_outcomes_update_jobs_in_place(own_database: str) -> None:
     with psycopg.connect(own_database) as conn:
         conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids), q.int_array([0] * 5)))
         assert _updates_in_this_transaction(conn) == (5, 5)
-    done = {str(i): {"status": "succeeded", "result": {"n": 1}, "finished_at": "2026-12-06T00:00:00Z"} for i in ids}
+    done = [Outcome(i, JobStatus.SUCCEEDED, result={"n": 1}, finished_at=FINISHED) for i in ids]
     with psycopg.connect(own_database) as conn:
-        conn.execute(q.FINISH_BATCH, (_outcomes(**done),))
+        conn.execute(q.FINISH_BATCH, (_outcomes(*done),))
         assert _updates_in_this_transaction(conn) == (5, 5)
