@@ -44,6 +44,8 @@ class DeadLetterFilter:
         conds: list[ColumnElement[bool]] = [  # found through job_watch's partial index, not a scan of jobs
             job_watch.c.state.in_(statuses),
             jobs.c.id == job_watch.c.id,
+            # Implied by the state, but a requeue locks only the jobs row: after waiting on a concurrent
+            # requeue, Postgres re-checks the jobs row's own conditions, not the job_watch row's.
             jobs.c.status.in_(statuses),
         ]
         if self.queue is not None:
