@@ -155,15 +155,22 @@ A claim that finds the job still ``running`` counts a crash: the right-hand side
 was before this update, and a row changed by a concurrent transaction is re-read (and its WHERE
 re-checked) after that transaction commits, so the count is right under concurrency too."""
 
+_OUTCOMES = (
+    "outcomes AS MATERIALIZED (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text,"
+    " result jsonb, error_type text, error_message text, next_retry_at timestamptz, finished_at timestamptz))"
+)
 _FINISH = (
     "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"  # noqa: S608
     " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at"
-    " FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text, result jsonb, error_type text,"
-    " error_message text, next_retry_at timestamptz, finished_at timestamptz)"
-    f" WHERE jobs.id = o.id AND jobs.status = {_RUNNING}"
+    " FROM outcomes o WHERE jobs.id = ANY(ARRAY(SELECT id FROM outcomes)) AND jobs.id = o.id"
+    f" AND jobs.status = {_RUNNING}"
     " RETURNING jobs.id, jobs.app_id, jobs.type, jobs.status, jobs.attempts, jobs.result, jobs.error_type,"
     " jobs.error_message"
 )
+"""The outcomes of the CTE ``outcomes`` applied to running jobs. The ids go in once more as an array:
+the planner then probes the primary key for them. Joined to the recordset alone (100 rows for all it
+knows) and with few jobs ``running`` by the statistics, it scanned the whole table below about 10,000
+jobs instead (1.3 ms a batch at 6,000 jobs, against 0.01 ms)."""
 
 JOB_EVENTS = (
     "INSERT INTO app_events (app_id, type, subject_id, data)"  # noqa: S608 - enum values, no input
@@ -178,7 +185,7 @@ JOB_EVENTS = (
 apps with an endpoint subscribed to them: an outcome of an app without one costs one index probe of
 ``webhook_endpoints_app``, and no row."""
 
-FINISH_BATCH = "WITH finished AS (" + _FINISH + ") " + JOB_EVENTS
+FINISH_BATCH = "WITH " + _OUTCOMES + ", finished AS (" + _FINISH + ") " + JOB_EVENTS
 """``finish`` for a batch, with its job events: one parameter, ``rows_json(outcomes)`` with the keys ``id,
 status, result, error_type, error_message, next_retry_at, finished_at``. Ids must be unique within the batch."""
 
@@ -192,7 +199,9 @@ KILL = (
 """``kill`` as static SQL (the statuses are ``FINISHED``), with its ``job.dead`` event: parameters error
 type, error message, job id."""
 
-FINISH_AND_CLAIM = "WITH finished AS (" + _FINISH + "), job_events AS (" + JOB_EVENTS + ") " + CLAIM_BATCH
+FINISH_AND_CLAIM = (
+    "WITH " + _OUTCOMES + ", finished AS (" + _FINISH + "), job_events AS (" + JOB_EVENTS + ") " + CLAIM_BATCH
+)
 """``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, ids, generations), for a batch
 whose outcomes and claims concern different jobs; the claimed rows come back."""
 
