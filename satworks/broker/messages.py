@@ -12,6 +12,11 @@ from satworks import ids
 Delayed = tuple[dramatiq.Message[Any], int | None]
 """A message and its delay in milliseconds (``None``: due now), as ``Broker.enqueue`` takes them."""
 
+ACK_AFTER = "satworks_ack_after"
+"""The attribute of a message proxy that defers its ack: a function a middleware sets, which takes the
+message's ack (or nack) and runs it once what must come first is done (the job's outcome committed).
+Set only on a broker with ``defers_acks``; elsewhere the middleware waits before the ack itself."""
+
 GENERATION = "satworks_generation"
 """The message option naming the job generation a message may claim (absent: 0, the intake's)."""
 

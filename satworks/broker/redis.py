@@ -38,6 +38,9 @@ class SatworksRedisBroker(RedisBroker):
     #: Whether ``recover_dead_workers`` can run with the installed Dramatiq.
     can_recover = DISPATCH_KNOWN
 
+    #: Whether its consumers honour a message's ``ACK_AFTER`` (``satworks.broker.messages``).
+    defers_acks = WAKEUP_KNOWN
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self._wakeup_consumers: WeakSet[WakeupConsumer] = WeakSet()

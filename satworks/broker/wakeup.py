@@ -22,7 +22,7 @@ import contextlib
 import heapq
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -33,6 +33,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
 from satworks import clock
+from satworks.broker.messages import ACK_AFTER
 
 if TYPE_CHECKING:
     from satworks.broker.redis import SatworksRedisBroker
@@ -238,11 +239,21 @@ class WakeupConsumer(_RedisConsumer):
 
     def ack(self, message: dramatiq.MessageProxy) -> None:
         self._etas.pop(message.message_id, None)
-        super().ack(message)  # type: ignore[no-untyped-call]
+        self._settle(message, super().ack)
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
         self._etas.pop(message.message_id, None)
-        super().nack(message)  # type: ignore[no-untyped-call]
+        self._settle(message, super().nack)
+
+    def _settle(self, message: dramatiq.MessageProxy, settle: Callable[[dramatiq.MessageProxy], None]) -> None:
+        """Ack or nack now, or through the message's ``ACK_AFTER`` once what must precede it is done.
+        A deferred message is processed: its place in the prefetch is free for the next fetch."""
+        after = getattr(message, ACK_AFTER, None)
+        if after is None:
+            settle(message)
+            return
+        self.queued_message_ids.discard(message.message_id)
+        after(lambda: settle(message))
 
     def requeue(self, messages: Iterable[dramatiq.MessageProxy]) -> None:
         """Dramatiq's requeue (shutdown, lost connection), then tokens: the messages wait for someone."""

@@ -85,9 +85,13 @@ class StatusWriter:
 
     def record(self, outcome: Outcome) -> None:
         """Write a run's outcome for a job that is running."""
+        self.submit(outcome).result(timeout=self._wait_s)
+
+    def submit(self, outcome: Outcome) -> Future[None]:
+        """``record`` without waiting: the future is done once the outcome is committed (or failed)."""
         future: Future[None] = Future()
         self._inbox.put(("record", outcome, future))
-        future.result(timeout=self._wait_s)
+        return future
 
     def kill(self, outcome: Outcome) -> None:
         """Dead-letter a job that never got to run (age limit): any unfinished state."""

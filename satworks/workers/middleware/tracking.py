@@ -19,10 +19,11 @@ import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
 from satworks import clock, json_input
-from satworks.broker.messages import message_generation
+from satworks.broker.messages import ACK_AFTER, message_generation
 from satworks.errors import DependencyUnavailable, PermanentError
 from satworks.jobs.status import JobStatus
 from satworks.logs import job_id_var
+from satworks.workers.acks import DeferredAcks
 from satworks.workers.status import Claim, Outcome, StatusWriter
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,18 @@ class JobTracking(Middleware):
         self.writer = writer
         self.max_crashes = max_crashes
         self.tracked = tracked  # actor names of app job types; platform-internal actors keep no job row
+        self.acks = DeferredAcks(self._record)  # used where the broker defers acks (``defers_acks``)
         self._local = threading.local()
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.writer.start()
+        self.acks.start()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        # After Dramatiq's threads have stopped: a thread mid-job still needs the writer for its outcome.
+        # After Dramatiq's threads have stopped: a thread mid-job still needs the writer for its outcome,
+        # and the deferred acks need it for theirs.
+        self.acks.stop()
         self.writer.stop()
 
     # -- per message ----------------------------------------------------------------------------------
@@ -106,13 +111,21 @@ class JobTracking(Middleware):
         claim: Claim | None = self._local.claim
         if claim is not None:  # None: the claim itself failed, and Retries has re-enqueued the message
             outcome = self._outcome(claim, message, exception)
-            try:
-                _patiently(lambda: self.writer.record(outcome), self.patience_s)
-            except DependencyUnavailable:
-                # Dramatiq acknowledges the message regardless; the row stays "running" until a
-                # reconciler (or a redelivery) settles it. Logged loudly: an operator must know.
-                log.error("job outcome could not be recorded", extra={"action": "outcome_lost"})
+            if getattr(broker, "defers_acks", False):
+                # The broker acks once the outcome is committed; this thread goes on meanwhile.
+                setattr(message, ACK_AFTER, self.acks.after(outcome, self.writer.submit(outcome)))
+            else:
+                self._record(outcome)
         job_id_var.set(None)
+
+    def _record(self, outcome: Outcome) -> None:
+        """Write an outcome through a database blip; past the patience the loss is reported, and the
+        message is acknowledged regardless: the row stays "running" until the reconciler (or a
+        redelivery) settles it. Logged loudly: an operator must know."""
+        try:
+            _patiently(lambda: self.writer.record(outcome), self.patience_s)
+        except DependencyUnavailable:
+            log.error("job outcome could not be recorded", extra={"action": "outcome_lost"})
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.options.pop(_SKIPPED_BY_US, False) or message.actor_name not in self.tracked:
