@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from weakref import WeakSet
 
@@ -14,6 +14,7 @@ import orjson
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import dq_name
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
@@ -21,7 +22,7 @@ from redis.exceptions import NoScriptError
 from satworks import clock, ids
 from satworks.broker.compat import DISPATCH_KNOWN, ENQUEUE_KNOWN, WAKEUP_KNOWN
 from satworks.broker.messages import Delayed
-from satworks.broker.wakeup import TRIM, WAKE, WAKE_SENT, WakeupConsumer, WakeupOnShutdown, wake_key
+from satworks.broker.wakeup import TRIM, WAKE, WAKE_SENT, Settle, WakeupConsumer, WakeupOnShutdown, wake_key
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +167,41 @@ class SatworksRedisBroker(RedisBroker):
         dispatch = self.scripts["dispatch"]
         pipe = self.client.pipeline(transaction=False)
         for queue in sorted(self.queues | self.delay_queues):
-            # The dispatch script's fixed arguments (``compat.DISPATCH_ARGV``), maintenance on.
-            args = [
-                "qsize",
-                clock.unix_ms(),
-                queue,
-                self.broker_id,
-                self.heartbeat_timeout,
-                self.dead_message_ttl,
-                1,
-                self._max_unpack_size(),  # type: ignore[no-untyped-call]
-            ]
-            dispatch(keys=[self.namespace], args=args, client=pipe)
+            dispatch(keys=[self.namespace], args=self._dispatch_argv("qsize", queue, maintenance=True), client=pipe)
         pipe.execute()
+
+    def ack_all(self, acks: Sequence[Callable[[], None]]) -> None:
+        """Deferred acks and nacks (``wakeup.Settle``), as Dramatiq's dispatch script takes them one by
+        one, in one round trip (with a known script; else, like anything else handed here, each alone)."""
+        if not DISPATCH_KNOWN:
+            for ack in acks:
+                ack()
+            return
+        dispatch = self.scripts["dispatch"]
+        pipe = self.client.pipeline(transaction=False)
+        for ack in acks:
+            if not isinstance(ack, Settle):
+                ack()
+                continue
+            argv = self._dispatch_argv(ack.command, ack.consumer.queue_name, maintenance=False)
+            dispatch(keys=[self.namespace], args=[*argv, ack.message.options["redis_message_id"]], client=pipe)
+        try:
+            pipe.execute()
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+
+    def _dispatch_argv(self, command: str, queue: str, *, maintenance: bool) -> list[Any]:
+        """The dispatch script's fixed arguments (``compat.DISPATCH_ARGV``)."""
+        return [
+            command,
+            clock.unix_ms(),
+            queue,
+            self.broker_id,
+            self.heartbeat_timeout,
+            self.dead_message_ttl,
+            int(maintenance),
+            self._max_unpack_size(),  # type: ignore[no-untyped-call]
+        ]
 
 
 # ``dispatch.lua``'s "enqueue" command, for many messages in one call: the worker's heartbeat entry,

@@ -22,8 +22,8 @@ import contextlib
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import dramatiq
 import redis
@@ -238,22 +238,21 @@ class WakeupConsumer(_RedisConsumer):
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
 
     def ack(self, message: dramatiq.MessageProxy) -> None:
-        self._etas.pop(message.message_id, None)
-        self._settle(message, super().ack)
+        self._settle(Settle(self, message, "ack"))
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
-        self._etas.pop(message.message_id, None)
-        self._settle(message, super().nack)
+        self._settle(Settle(self, message, "nack"))
 
-    def _settle(self, message: dramatiq.MessageProxy, settle: Callable[[dramatiq.MessageProxy], None]) -> None:
+    def _settle(self, settle: Settle) -> None:
         """Ack or nack now, or through the message's ``ACK_AFTER`` once what must precede it is done.
         A deferred message is processed: its place in the prefetch is free for the next fetch."""
-        after = getattr(message, ACK_AFTER, None)
+        self._etas.pop(settle.message.message_id, None)
+        after = getattr(settle.message, ACK_AFTER, None)
         if after is None:
-            settle(message)
+            settle()
             return
-        self.queued_message_ids.discard(message.message_id)
-        after(lambda: settle(message))
+        self.queued_message_ids.discard(settle.message.message_id)
+        after(settle)
 
     def requeue(self, messages: Iterable[dramatiq.MessageProxy]) -> None:
         """Dramatiq's requeue (shutdown, lost connection), then tokens: the messages wait for someone."""
@@ -325,6 +324,19 @@ class WakeupConsumer(_RedisConsumer):
         while heap and self._etas.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # acked since
         return heap[0][0] if heap else None
+
+
+class Settle(NamedTuple):
+    """One ack or nack of ``consumer``'s: run alone by calling it, or many in one round trip through
+    ``SatworksRedisBroker.ack_all`` (deferred acks, ``ACK_AFTER``)."""
+
+    consumer: WakeupConsumer
+    message: dramatiq.MessageProxy
+    command: Literal["ack", "nack"]
+
+    def __call__(self) -> None:
+        settle = _RedisConsumer.ack if self.command == "ack" else _RedisConsumer.nack
+        settle(self.consumer, self.message)  # type: ignore[no-untyped-call]
 
 
 class WakeupOnShutdown(Middleware):

@@ -35,25 +35,33 @@ class DeferredAcks:
 
     ``rewrite`` is called when the pending write failed: it writes the outcome again, patiently, and
     reports an outcome it cannot write. The ack follows either way, as it did when the worker thread
-    waited itself (the reconciler settles a job whose outcome was lost).
+    waited itself (the reconciler settles a job whose outcome was lost). The acks waiting at one time
+    go to the broker together (``start(ack_all=...)``): one round trip for many messages.
     """
 
-    def __init__(self, rewrite: Callable[[Outcome], None], *, wait_s: float = 60.0, retry_s: float = 1.0) -> None:
+    def __init__(
+        self, rewrite: Callable[[Outcome], None], *, wait_s: float = 60.0, retry_s: float = 1.0, batch_max: int = 256
+    ) -> None:
         self._rewrite = rewrite
         self._wait_s = wait_s  # as the status writer's own bound on a write
-        self._retry_s = retry_s  # between attempts at an ack the broker refused (connection lost)
+        self._retry_s = retry_s  # between attempts at acks the broker refused (connection lost)
+        self._batch_max = batch_max
+        self._ack_all: Callable[[list[Ack]], None] = _one_by_one
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-deferred-acks", daemon=True)
         self._stopping = threading.Event()
 
-    def start(self) -> None:
+    def start(self, ack_all: Callable[[list[Ack]], None] | None = None) -> None:
+        """``ack_all``: the broker's way to send many acks at once (default: each alone)."""
+        if ack_all is not None:
+            self._ack_all = ack_all
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ack everything handed over so far (their writes first), then end the thread."""
         self._inbox.put(_STOP)
         self._thread.join(timeout=timeout_s)
-        self._stopping.set()  # an ack still retrying against a lost broker gives up: redelivered later
+        self._stopping.set()  # acks still retrying against a lost broker give up: redelivered later
         self._thread.join(timeout=2 * self._retry_s)
 
     def after(self, outcome: Outcome, written: Future[None]) -> Callable[[Ack], None]:
@@ -61,13 +69,23 @@ class DeferredAcks:
         return lambda ack: self._inbox.put((outcome, written, ack))
 
     def _loop(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             item = self._inbox.get()
-            if item is _STOP:
-                return
-            outcome, written, ack = item
-            self._settle(outcome, written)
-            self._ack(ack)
+            batch = []
+            while item is not _STOP:
+                batch.append(item)
+                if len(batch) >= self._batch_max:
+                    break
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is _STOP
+            for outcome, written, _ in batch:  # in order; the writer commits in the same order
+                self._settle(outcome, written)
+            if batch:
+                self._send([ack for *_, ack in batch])
 
     def _settle(self, outcome: Outcome, written: Future[None]) -> None:
         try:
@@ -81,17 +99,22 @@ class DeferredAcks:
         except Exception:  # the deferred thread's boundary: the ack must still happen
             log.exception("job outcome could not be recorded", extra={"action": "outcome_lost"})
 
-    def _ack(self, ack: Ack) -> None:
+    def _send(self, acks: list[Ack]) -> None:
         while True:
             try:
-                ack()
+                self._ack_all(acks)
                 return
             except BrokerConnectionError:
                 if self._stopping.is_set():
-                    log.warning("ack abandoned at shutdown: redelivered later", extra={"action": "ack_abandoned"})
+                    log.warning("acks abandoned at shutdown: redelivered later", extra={"action": "ack_abandoned"})
                     return
-                log.warning("ack failed; retrying", extra={"action": "ack_retry"})
+                log.warning("acks failed; retrying", extra={"action": "ack_retry", "n": len(acks)})
                 time.sleep(self._retry_s)
             except Exception:
-                log.exception("ack failed", extra={"action": "ack_failed"})
+                log.exception("acks failed", extra={"action": "ack_failed", "n": len(acks)})
                 return
+
+
+def _one_by_one(acks: list[Ack]) -> None:
+    for ack in acks:
+        ack()

@@ -146,6 +146,26 @@ def test_stop_acks_everything_handed_over_first(log: Log) -> None:
     assert log.events == [f"ack {i}" for i in range(50)]
 
 
+def test_acks_waiting_together_reach_the_broker_in_one_call(log: Log) -> None:
+    batches: list[int] = []
+
+    def ack_all(acks: list[Callable[[], None]]) -> None:
+        batches.append(len(acks))
+        for ack in acks:
+            ack()
+
+    acks = DeferredAcks(lambda o: None)
+    for i in range(5):  # all handed over before the thread starts: one batch
+        written: Future[None] = Future()
+        written.set_result(None)
+        acks.after(outcome(), written)(log.ack(str(i)))
+    acks.start(ack_all)
+    acks.stop(timeout_s=5)
+
+    assert batches == [5]
+    assert log.events == [f"ack {i}" for i in range(5)]
+
+
 # --- on a real Redis and Postgres ----------------------------------------------------------------------
 
 
@@ -190,6 +210,35 @@ def test_a_deferred_ack_frees_the_prefetch_place_at_once_and_reaches_redis_when_
         assert unacked(base_settings, namespace) == set()
         consumer.close()
     finally:
+        broker.close()
+
+
+def test_deferred_acks_and_nacks_reach_redis_together(base_settings: Settings, namespace: str) -> None:
+    broker = SatworksRedisBroker(url=base_settings.redis_url, namespace=namespace)
+    broker.declare_queue("q")
+    client = redis.Redis.from_url(base_settings.redis_url, decode_responses=True)
+    try:
+        for _ in range(3):
+            broker.enqueue(dramatiq.Message(queue_name="q", actor_name="a", args=(), kwargs={}, options={}))
+        consumer = broker.consume("q", prefetch=3, timeout=1_000)
+        fetched = [wait_until(lambda: next(consumer), what="a message fetched") for _ in range(3)]
+        held: list[Callable[[], None]] = []
+        for message in fetched:
+            setattr(message, ACK_AFTER, held.append)
+        consumer.ack(fetched[0])
+        consumer.ack(fetched[1])
+        consumer.nack(fetched[2])
+        assert len(unacked(base_settings, namespace)) == 3
+
+        broker.ack_all(held)
+
+        assert unacked(base_settings, namespace) == set()
+        ids = [m.options["redis_message_id"] for m in fetched]
+        assert client.zrange(f"{namespace}:q.XQ", 0, -1) == [ids[2]]  # the nacked one, dead-lettered
+        assert client.hkeys(f"{namespace}:q.msgs") == []
+        consumer.close()
+    finally:
+        client.close()
         broker.close()
 
 

@@ -49,7 +49,7 @@ class JobTracking(Middleware):
     # -- lifecycle ------------------------------------------------------------------------------------
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.writer.start()
-        self.acks.start()
+        self.acks.start(getattr(broker, "ack_all", None))
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         # After Dramatiq's threads have stopped: a thread mid-job still needs the writer for its outcome,
