@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import Middleware, default_middleware
 
+from satworks.broker.rabbitmq import SatworksRabbitmqBroker
 from satworks.broker.redis import SatworksRedisBroker
 from satworks.jobs.base import QUEUES
 from satworks.settings import Settings
@@ -23,7 +23,7 @@ def build_broker(settings: Settings, *, extra_middleware: Sequence[Middleware] =
     middleware[retries_at:retries_at] = list(extra_middleware)
     broker: dramatiq.Broker
     if settings.broker_kind == "rabbitmq":
-        broker = RabbitmqBroker(url=settings.effective_broker_url, middleware=middleware)
+        broker = SatworksRabbitmqBroker(url=settings.effective_broker_url, middleware=middleware)
     else:
         broker = SatworksRedisBroker(
             url=settings.effective_broker_url,

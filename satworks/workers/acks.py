@@ -58,7 +58,9 @@ class DeferredAcks:
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Ack everything handed over so far (their writes first), then end the thread."""
+        """Ack everything handed over so far (their writes first), then end the thread. Again: nothing."""
+        if not self._thread.is_alive():
+            return
         self._inbox.put(_STOP)
         self._thread.join(timeout=timeout_s)
         self._stopping.set()  # acks still retrying against a lost broker give up: redelivered later

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import dramatiq
 import pytest
 
 from satworks.broker.build import build_broker
+from satworks.broker.messages import ACK_AFTER
+from satworks.broker.rabbitmq import SatworksRabbitmqBroker
 from satworks.broker.inventory import inventory_of
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
-from tests.support import WorkerProcess, free_port, require_service, tcp_check
+from tests.support import WorkerProcess, free_port, require_service, tcp_check, wait_until
 
 AMQP_URL = os.environ.get("SATWORKS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -105,4 +108,34 @@ def test_the_reconciler_sees_a_rabbitmq_that_lost_its_epoch_as_wiped(rabbit_sett
         assert inventory.epoch() is None
     finally:
         broker.channel.queue_delete(queue)
+        broker.close()
+
+
+def test_a_deferred_ack_reaches_rabbitmq_only_when_it_runs(rabbitmq: str) -> None:
+    """Unacknowledged at the consumer's close, the message comes back; acknowledged late, it does not."""
+    broker = SatworksRabbitmqBroker(url=rabbitmq)
+    queue = f"deferred_{uuid.uuid4().hex[:10]}"
+    broker.declare_queue(queue, ensure=True)
+    try:
+        for _ in range(2):
+            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
+        first = broker.consume(queue, prefetch=2, timeout=1_000)
+        fetched = [wait_until(lambda: next(first), what="a message fetched") for _ in range(2)]
+        held: list[Callable[[], None]] = []
+        for message in fetched:
+            setattr(message, ACK_AFTER, held.append)
+            first.ack(message)
+        assert len(held) == 2
+        held[0]()  # only the first message's ack runs
+        first.close()
+
+        second = broker.consume(queue, prefetch=2, timeout=200)
+        back = wait_until(lambda: next(second), what="the message whose ack never ran, redelivered")
+        assert back.message_id == fetched[1].message_id
+        assert next(second) is None  # and nothing else: the first one was acknowledged
+        second.ack(back)
+        second.close()
+    finally:
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
         broker.close()

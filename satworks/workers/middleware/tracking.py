@@ -51,6 +51,11 @@ class JobTracking(Middleware):
         self.writer.start()
         self.acks.start(getattr(broker, "ack_all", None))
 
+    def before_consumer_thread_shutdown(self, broker: dramatiq.Broker, thread: Any) -> None:
+        # The worker threads have stopped (Dramatiq stops them first): no outcome is handed over any
+        # more, and the consumers are still open for the acks still waiting.
+        self.acks.stop()
+
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         # After Dramatiq's threads have stopped: a thread mid-job still needs the writer for its outcome,
         # and the deferred acks need it for theirs.
