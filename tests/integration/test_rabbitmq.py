@@ -12,9 +12,9 @@ import dramatiq
 import pytest
 
 from satworks.broker.build import build_broker
+from satworks.broker.inventory import inventory_of
 from satworks.broker.messages import ACK_AFTER
 from satworks.broker.rabbitmq import SatworksRabbitmqBroker
-from satworks.broker.inventory import inventory_of
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
