@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     default_time_limit_ms: int = Field(10 * 60_000, ge=1_000)
     default_max_age_ms: int = Field(24 * 3600_000, ge=1_000)
     status_batch_max: int = Field(512, ge=1)
+    status_gather_ms: float = Field(1.0, ge=0, le=100)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(9191, ge=1, le=65535)
     canary_chaos: bool = False

@@ -36,7 +36,7 @@ from satworks.workers.status import StatusWriter
 def build(settings: Settings) -> dramatiq.Broker:
     engine = sync_engine(settings.database_url, pool_size=2)
     tracking = JobTracking(
-        StatusWriter(engine, batch_max=settings.status_batch_max),
+        StatusWriter(engine, batch_max=settings.status_batch_max, gather_s=settings.status_gather_ms / 1000),
         max_crashes=settings.max_crashes,
         tracked=frozenset(JOB_TYPES),
     )

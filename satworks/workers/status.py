@@ -10,6 +10,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -60,9 +61,11 @@ class StatusWriter:
     statements run one after the other, outcomes first, each committed before the next.
     """
 
-    def __init__(self, engine: Engine, *, batch_max: int) -> None:
+    def __init__(self, engine: Engine, *, batch_max: int, gather_s: float = 0.0) -> None:
         self._engine = engine
         self._batch_max = batch_max
+        self._gather_s = gather_s  # under load, how long a batch waits for more (see ``_collect``)
+        self._last_size = 1
         self._wait_s = 60.0  # a write never blocks a worker thread forever (writer stopped or wedged)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-status-writer", daemon=True)
@@ -105,19 +108,35 @@ class StatusWriter:
                 first = self._inbox.get()
                 if first is _STOP:
                     return
-                batch = [first]
-                while len(batch) < self._batch_max:
-                    try:
-                        item = self._inbox.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        self._inbox.put(_STOP)
-                        break
-                    batch.append(item)
+                batch = self._collect(first)
+                self._last_size = len(batch)
                 self._flush(batch)
         finally:
             self._release()
+
+    def _collect(self, first: Any) -> list[Any]:
+        """``first`` and what else is waiting, up to ``batch_max``. When the last batch held more than
+        one write (the threads are busy), wait up to ``gather_s`` for more: a thread that is about to
+        claim joins this commit instead of paying for one of its own (Postgres' ``commit_delay``, for
+        one writer). After a lone write nothing waits, so an idle worker's claim is not delayed."""
+        batch = [first]
+        deadline = time.monotonic() + self._gather_s if self._last_size > 1 else 0.0
+        while len(batch) < self._batch_max:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = self._inbox.get(timeout=left)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                self._inbox.put(_STOP)
+                break
+            batch.append(item)
+        return batch
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:

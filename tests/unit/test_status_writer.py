@@ -32,9 +32,9 @@ def new_writer(base_settings: Settings) -> Iterator[Callable[..., StatusWriter]]
     """The one place a ``StatusWriter`` is built: ``new_writer()`` (not started), stopped when the test ends."""
     made: list[tuple[StatusWriter, Engine]] = []
 
-    def new(*, database_url: str | None = None) -> StatusWriter:
+    def new(*, database_url: str | None = None, **options: Any) -> StatusWriter:
         engine = sync_engine(database_url or base_settings.database_url, pool_size=2)
-        writer = StatusWriter(engine, batch_max=64)
+        writer = (BatchRecordingWriter if options else StatusWriter)(engine, **{"batch_max": 64, **options})
         made.append((writer, engine))
         return writer
 
@@ -43,6 +43,18 @@ def new_writer(base_settings: Settings) -> Iterator[Callable[..., StatusWriter]]
         if writer._thread.ident is not None:  # started
             writer.stop()
         engine.dispose()
+
+
+class BatchRecordingWriter(StatusWriter):
+    """The real writer, also keeping the size of every batch it committed."""
+
+    def __init__(self, engine: Engine, **options: Any) -> None:
+        super().__init__(engine, **options)
+        self.batches: list[int] = []
+
+    def _flush(self, batch: list[Any]) -> None:
+        self.batches.append(len(batch))
+        super()._flush(batch)
 
 
 def in_one_batch(writer: StatusWriter, calls: list[Callable[[], Any]]) -> list[Any]:
@@ -209,3 +221,37 @@ def test_a_connection_lost_between_batches_fails_one_batch_and_the_next_gets_a_f
     claim = writer.claim(second)  # the message's retry
 
     assert claim is not None and claim.attempts == 1
+
+
+def test_after_a_batch_of_several_the_next_one_waits_for_more_writes_before_its_commit(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer(batch_max=3, gather_s=60.0)  # a batch ends when full, long before 60 s
+    first = [store(db, new_row(app_id, prefix)) for _ in range(2)]
+    in_one_batch(writer, [lambda j=j: writer.claim(j) for j in first])  # busy: a batch of 2
+    later = [store(db, new_row(app_id, prefix)) for _ in range(3)]
+    claims: list[Any] = [None] * 3
+    threads = []
+    for i, job_id in enumerate(later):  # one at a time, each taken by the writer before the next comes
+        thread = threading.Thread(target=lambda i=i, j=job_id: claims.__setitem__(i, writer.claim(j)))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda: writer._inbox.empty(), what="the claim taken by the writer")
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert writer.batches == [2, 3]  # without the wait: [2, 1, ...], each claim its own commit
+    assert [c.job_id for c in claims] == later
+
+
+def test_after_a_lone_write_the_next_batch_is_committed_at_once(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer(batch_max=64, gather_s=60.0)  # waiting would hold each claim for a minute
+    writer.start()
+    jobs = [store(db, new_row(app_id, prefix)) for _ in range(3)]
+
+    claims = [writer.claim(job_id) for job_id in jobs]  # each waits for its commit; none waits 60 s
+
+    assert [c.job_id for c in claims] == jobs
+    assert writer.batches == [1, 1, 1]
