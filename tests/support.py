@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -189,9 +190,27 @@ def message_in_broker(settings: Settings, job_id: str) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, picked below the kernel's ephemeral range. A port the kernel hands out
+    for ``bind(0)`` comes from that range, which every outgoing connection of every test process also
+    draws from: between our pick and the server's bind, one of them could take it ("Address already in
+    use"). Below the range only another test's pick can collide, and the picks are spread at random."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(10_000, low - 1) if low > 11_000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port found")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 class WebProcess:
