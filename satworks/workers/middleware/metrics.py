@@ -13,6 +13,7 @@ from dramatiq.middleware import Middleware
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from satworks import logs
 from satworks.errors import PermanentError, SatworksError
 from satworks.metrics.build import register_build_info
 from satworks.metrics.jobs import JobMetrics
@@ -79,8 +80,11 @@ class JobMetricsMiddleware(Middleware):
 def serve_worker_metrics() -> int:
     """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir.
 
-    A port already taken is logged as one line and ends this process (exit 1), not a traceback."""
+    A port already taken is logged as one line and ends this process (exit 1), not a traceback. Its
+    logs (Dramatiq's own too, e.g. "Killing fork process..." on a second SIGTERM) are JSON lines like
+    the worker processes': the CLI's ``--skip-logging`` leaves this process without a handler."""
     settings = Settings()
+    logs.configure(settings.log_level)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
     register_build_info(registry)
