@@ -21,11 +21,9 @@ from typing import Any
 
 from dramatiq.errors import BrokerConnectionError
 
-from satworks.workers.status import Outcome
+from satworks.workers.status import STOP, Outcome, take_batch
 
 log = logging.getLogger(__name__)
-
-_STOP = object()
 
 Ack = Callable[[], None]
 
@@ -61,7 +59,7 @@ class DeferredAcks:
         """Ack everything handed over so far (their writes first), then end the thread. Again: nothing."""
         if not self._thread.is_alive():
             return
-        self._inbox.put(_STOP)
+        self._inbox.put(STOP)
         self._thread.join(timeout=timeout_s)
         self._stopping.set()  # acks still retrying against a lost broker give up: redelivered later
         self._thread.join(timeout=2 * self._retry_s)
@@ -71,23 +69,14 @@ class DeferredAcks:
         return lambda ack: self._inbox.put((outcome, written, ack))
 
     def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._inbox.get()
-            batch = []
-            while item is not _STOP:
-                batch.append(item)
-                if len(batch) >= self._batch_max:
-                    break
-                try:
-                    item = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-            stopping = item is _STOP
+        while True:
+            first = self._inbox.get()
+            if first is STOP:
+                return
+            batch = take_batch(self._inbox, first, batch_max=self._batch_max)
             for outcome, written, _ in batch:  # in order; the writer commits in the same order
                 self._settle(outcome, written)
-            if batch:
-                self._send([ack for *_, ack in batch])
+            self._send([ack for *_, ack in batch])
 
     def _settle(self, outcome: Outcome, written: Future[None]) -> None:
         try:

@@ -48,7 +48,31 @@ class Outcome:
     finished_at: datetime | None = None
 
 
-_STOP = object()
+STOP = object()
+"""Put on a writer thread's inbox to end the thread once everything put before it is done."""
+
+
+def take_batch(inbox: queue.SimpleQueue[Any], first: Any, *, batch_max: int, until: float = 0.0) -> list[Any]:
+    """``first`` and what else waits in ``inbox``, up to ``batch_max`` items; while there is nothing,
+    wait for more until the monotonic time ``until``. A ``STOP`` ends the batch and stays on the inbox,
+    for the thread's next read."""
+    batch = [first]
+    while len(batch) < batch_max:
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = inbox.get(timeout=left)
+            except queue.Empty:
+                break
+        if item is STOP:
+            inbox.put(STOP)
+            break
+        batch.append(item)
+    return batch
 
 
 class StatusWriter:
@@ -76,7 +100,7 @@ class StatusWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        self._inbox.put(_STOP)
+        self._inbox.put(STOP)
         self._thread.join(timeout=10)
 
     def claim(self, job_id: uuid.UUID, generation: int = 0) -> Claim | None:
@@ -106,7 +130,7 @@ class StatusWriter:
         try:
             while True:
                 first = self._inbox.get()
-                if first is _STOP:
+                if first is STOP:
                     return
                 batch = self._collect(first)
                 self._last_size = len(batch)
@@ -119,24 +143,8 @@ class StatusWriter:
         one write (the threads are busy), wait up to ``gather_s`` for more: a thread that is about to
         claim joins this commit instead of paying for one of its own (Postgres' ``commit_delay``, for
         one writer). After a lone write nothing waits, so an idle worker's claim is not delayed."""
-        batch = [first]
-        deadline = time.monotonic() + self._gather_s if self._last_size > 1 else 0.0
-        while len(batch) < self._batch_max:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = self._inbox.get(timeout=left)
-                except queue.Empty:
-                    break
-            if item is _STOP:
-                self._inbox.put(_STOP)
-                break
-            batch.append(item)
-        return batch
+        until = time.monotonic() + self._gather_s if self._last_size > 1 else 0.0
+        return take_batch(self._inbox, first, batch_max=self._batch_max, until=until)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
