@@ -261,4 +261,6 @@ def send_wake(ctx: JobContext, payload: DuePayload) -> dict[str, Any]:
     return {"sent": WAKE}
 
 
-DUE = JobType(name="draws.due", payload=DuePayload, run=send_wake, default_priority="high", max_retries=3)
+DUE = JobType(
+    name="draws.due", payload=DuePayload, run=send_wake, default_priority="high", max_retries=3, internal=True
+)

@@ -26,4 +26,6 @@ def request_sweep(ctx: JobContext, payload: SweepPayload) -> dict[str, object]:
     return {"requested": True}
 
 
-NOTIFY_SWEEP = JobType(name="notify.sweep", payload=SweepPayload, run=request_sweep, max_retries=2, max_age_ms=60_000)
+NOTIFY_SWEEP = JobType(
+    name="notify.sweep", payload=SweepPayload, run=request_sweep, max_retries=2, max_age_ms=60_000, internal=True
+)

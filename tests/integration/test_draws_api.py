@@ -29,6 +29,7 @@ from satworks.http import context as ctx
 from satworks.settings import Settings
 from tests.integration.draws_stack import DrawStack, entries, running_draw_stack
 from tests.integration.lightning_stack import scrape
+from tests.platform_support import submit_as_scheduler
 from tests.support import db_dsn, eventually, scalar
 
 
@@ -363,8 +364,7 @@ async def test_the_scheduled_due_task_moves_draws_without_notifications(quiet_st
     draw_id = (await stack.commit(**body(height, confirmations=1)))["id"]
     await stack.wait_for(draw_id, "waiting")
     await stack.mine(1)
-    job = await stack.client.post("/v1/jobs", json={"type": "draws.due", "payload": {}}, headers=stack.auth)
-    assert job.status == 202, await job.text()
+    await asyncio.to_thread(submit_as_scheduler, stack.settings, "draws.due")
     assert (await stack.wait_for(draw_id, "completed"))["beacon"]["block_hash"] == await stack.block_hash(height)
 
 

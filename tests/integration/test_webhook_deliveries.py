@@ -3,6 +3,7 @@ to a real HTTP receiver, signed, retried, recorded, redelivered, and surviving a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -17,6 +18,7 @@ from satworks.webhooks.secrets import SecretBox, new_key
 from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
+from tests.platform_support import submit_as_scheduler
 from tests.support import ROOT, db_dsn, eventually, scalar
 
 
@@ -316,8 +318,7 @@ async def test_the_sweep_sends_a_delivery_whose_message_was_lost(notify: NotifyS
             " FROM webhook_endpoints WHERE id = %s",
             (event_id, endpoint["id"]),
         )
-    response = await notify.client.post("/v1/jobs", json={"type": "notify.sweep", "payload": {}}, headers=notify.auth)
-    assert response.status == 202, await response.text()
+    await asyncio.to_thread(submit_as_scheduler, notify.settings, "notify.sweep")
 
     async def stranded_arrived() -> dict[str, Any] | None:
         events = [json.loads(h.body) for h in notify.receiver.at("/stranded")]

@@ -12,6 +12,7 @@ from satworks.db.jobs import NewJob
 from satworks.errors import ValidationFailed
 from satworks.jobs.request import JobIn
 from satworks.jobs.submission import job_row
+from satworks.scheduler.tasks import TASKS
 
 APP = uuid.uuid4()
 
@@ -51,6 +52,18 @@ def test_unknown_type_and_bad_payload_are_rejected() -> None:
     with pytest.raises(ValidationFailed) as caught:
         row(payload={"sleep_ms": "soon"})
     assert caught.value.details[0]["loc"] == ["payload", "sleep_ms"]
+
+
+@pytest.mark.parametrize("job_type", sorted({t.job_type for t in TASKS.values()} - {"canary"}))
+def test_an_app_cannot_submit_the_schedulers_platform_work(job_type: str) -> None:
+    # Sweeps and wake-ups are satworks' own work: an app that could submit them could make every
+    # worker sweep or read the node as often as its rate limit allows.
+    spec = JobIn(type=job_type)
+    with pytest.raises(ValidationFailed, match="unknown job type") as refused:
+        job_row(spec, app_id=APP, idempotency_key=None, queue_prefix="")
+    assert job_type not in refused.value.details["known_types"]
+    stored, _ = job_row(spec, app_id=APP, idempotency_key="k", queue_prefix="", internal=True)
+    assert stored.type == job_type
 
 
 def test_naive_run_at_is_refused() -> None:
