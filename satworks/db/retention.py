@@ -41,8 +41,13 @@ PAYMENT_AUDIT = (
 
 APP_EVENTS = (
     "DELETE FROM app_events WHERE id IN ("
-    "SELECT id FROM app_events WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    "SELECT e.id FROM app_events e WHERE e.created_at < :cutoff AND e.delivered_at IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'retrying')"
+    " ORDER BY e.created_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED)"
 )
+"""Events fanned out, none of whose deliveries is still to be sent: an old event the dispatcher has not
+handed over yet, or whose delivery still retries, is kept (its deliveries would go with it)."""
 
 WEBHOOK_RECEIPTS = (
     "DELETE FROM webhook_receipts WHERE ctid = ANY(ARRAY("

@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 import psycopg
+import psycopg.types.json
 import pytest
 
+from satworks import clock
 from satworks.jobs.base import JobContext, NoPayload
 from satworks.jobs.maintenance import retain
 from satworks.settings import Settings
@@ -45,12 +47,31 @@ def test_retention_deletes_old_finished_rows_in_bounded_batches_and_keeps_the_re
             " (%s, 'old', now() - interval '8 days'), (%s, 'new', now())",
             (tag, tag),
         )
+        old_events = {
+            data: conn.execute(
+                "INSERT INTO app_events (app_id, type, subject_id, data, created_at, delivered_at) VALUES"
+                " (%s, 'x', gen_random_uuid(), %s, now() - interval '31 days', %s) RETURNING id",
+                (app_id, psycopg.types.json.Jsonb({"k": data}), None if data == "undispatched" else clock.utcnow()),
+            ).fetchone()[0]  # type: ignore[index]
+            for data in ("handed-over", "undispatched", "retrying", "delivered")
+        }
         conn.execute(
-            "INSERT INTO app_events (app_id, type, subject_id, data, created_at) VALUES"
-            " (%s, 'x', gen_random_uuid(), '{}', now() - interval '31 days'),"
-            " (%s, 'x', gen_random_uuid(), '{}', now())",
-            (app_id, app_id),
+            "INSERT INTO app_events (app_id, type, subject_id, data, delivered_at)"
+            " VALUES (%s, 'x', gen_random_uuid(), '{\"k\": \"new\"}', now())",
+            (app_id,),
         )
+        # An endpoint that still retries one old event (deleted, so no pump of another test picks it up).
+        endpoint = conn.execute(
+            "INSERT INTO webhook_endpoints (id, app_id, url, events, secret_enc, deleted_at)"
+            " VALUES (gen_random_uuid(), %s, 'http://127.0.0.1:9/x', '{x}', 'unused', now()) RETURNING id",
+            (app_id,),
+        ).fetchone()[0]  # type: ignore[index]
+        for data, status in (("retrying", "retrying"), ("delivered", "delivered")):
+            conn.execute(
+                "INSERT INTO webhook_deliveries (id, app_id, endpoint_id, event_id, event_type, status)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, 'x', %s)",
+                (app_id, endpoint, old_events[data], status),
+            )
     bounded = settings.model_copy(update={"retention_batch_rows": 10, "retention_max_batches": 2})
 
     with worker_resources(bounded) as res:
@@ -72,7 +93,8 @@ def test_retention_deletes_old_finished_rows_in_bounded_batches_and_keeps_the_re
             ).fetchall()
         )
         receipts = [r[0] for r in conn.execute("SELECT event_id FROM webhook_receipts WHERE source = %s", (tag,))]
-        events = conn.execute("SELECT count(*) FROM app_events WHERE app_id = %s", (app_id,)).fetchone()
+        events = {r[0] for r in conn.execute("SELECT data->>'k' FROM app_events WHERE app_id = %s", (app_id,))}
     assert left == {"new": 3, "waiting": 2}
     assert receipts == ["new"]
-    assert events == (1,)
+    # Old events go once every delivery is settled; one not fanned out yet, or still retrying, stays.
+    assert events == {"new", "undispatched", "retrying"}
