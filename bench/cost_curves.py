@@ -106,7 +106,7 @@ INDEXES_0012 = (
 JOBS_FILL = """
 INSERT INTO jobs (id, app_id, type, queue, priority, status, payload, result, error_type, error_message,
                   attempts, max_retries, idempotency_key, request_hash, created_at, started_at, finished_at,
-                  enqueued, claimed_at)
+                  claimed_at)
 SELECT gen_random_uuid(), (%(apps)s::uuid[])[1 + g %% 5],
        (ARRAY['email.send', 'report', 'payment.notify', 'draw', 'canary'])[1 + (g / 7) %% 5],
        %(queue)s, 'normal', s.status,
@@ -117,7 +117,7 @@ SELECT gen_random_uuid(), (%(apps)s::uuid[])[1 + g %% 5],
        CASE WHEN s.status = 'cancelled' THEN 0 ELSE 1 END, 3,
        CASE WHEN g %% 4 = 0 THEN 'key-' || g END, md5(g::text), t.created,
        CASE WHEN s.status <> 'cancelled' THEN t.created + interval '40 ms' END,
-       t.created + interval '40 ms' + (g %% 997) * interval '1 ms', 1,
+       t.created + interval '40 ms' + (g %% 997) * interval '1 ms',
        CASE WHEN s.status <> 'cancelled' THEN t.created + interval '40 ms' END
 FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g,
      LATERAL (SELECT CASE WHEN g %% 100 < 90 THEN 'succeeded' WHEN g %% 100 < 95 THEN 'failed'

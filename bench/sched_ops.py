@@ -47,11 +47,11 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 FINISHED_JOBS = """
 INSERT INTO jobs (id, app_id, type, payload, priority, queue, status, max_retries, request_hash, created_at,
-                  started_at, finished_at, attempts, enqueued)
+                  started_at, finished_at, attempts)
 SELECT gen_random_uuid(), %(app)s, 'canary', '{}', 'normal', %(queue)s,
        (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'dead', 'cancelled'])[1 + g %% 6], 3, 'h',
        %(start)s + g * interval '1 second', %(start)s + g * interval '1 second' + interval '1 second',
-       %(start)s + g * interval '1 second' + interval '2 seconds' + (g %% 997) * interval '1 millisecond', 1, 1
+       %(start)s + g * interval '1 second' + interval '2 seconds' + (g %% 997) * interval '1 millisecond', 1
 FROM generate_series(1, %(n)s) g
 """
 

@@ -175,6 +175,11 @@ def scalar(settings: Settings, sql: str, *params: Any) -> Any:
         return row[0] if row else None
 
 
+def handed_to_broker(settings: Settings, job_id: str) -> bool:
+    """Whether the intake recorded the job's message as in the broker: its ``jobs_unenqueued`` marker is gone."""
+    return scalar(settings, "SELECT count(*) FROM jobs_unenqueued WHERE id = %s", job_id) == 0
+
+
 def message_in_broker(settings: Settings, job_id: str) -> bool:
     """Whether a message for ``job_id`` waits in this test process's Redis queues (ready or delayed)."""
     client = redis.Redis.from_url(settings.effective_broker_url)

@@ -23,7 +23,7 @@ from satworks.db import audit
 from satworks.db.engine import db_errors
 from satworks.db.jobs import _RECORD_COLUMNS, JobRecord, _record
 from satworks.db.pages import Page, page_of
-from satworks.db.schema import apps, job_watch, jobs
+from satworks.db.schema import apps, job_watch, jobs, jobs_unenqueued
 from satworks.errors import Conflict, NotFound
 from satworks.jobs.status import JobStatus
 
@@ -136,7 +136,7 @@ async def requeued(
     move = (
         update(jobs)
         .where(jobs.c.id == picked_cte.c.id)
-        .values(status=JobStatus.QUEUED.value, crashes=0, finished_at=None, next_retry_at=None, enqueued=1)
+        .values(status=JobStatus.QUEUED.value, crashes=0, finished_at=None, next_retry_at=None)
         .returning(*_RECORD_COLUMNS, picked_cte.c.old_status, picked_cte.c.old_finished_at, picked_cte.c.old_crashes)
     )
     with db_errors():
@@ -144,6 +144,8 @@ async def requeued(
             rows = (await conn.execute(move)).all()
             if job_id is not None and not rows:
                 await _refuse(conn, job_id)
+            if rows:  # sent here: a marker left by a failed mark must not make the stranded sweep send it too
+                await conn.execute(jobs_unenqueued.delete().where(jobs_unenqueued.c.id.in_([r.id for r in rows])))
     moved = [_record(r[:-3]) for r in rows]
     try:
         yield moved

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from satworks.db.engine import db_errors
 from satworks.db.held import HeldConnection
 from satworks.db.pages import Page, page_of
-from satworks.db.schema import job_watch, jobs
+from satworks.db.schema import job_watch, jobs, jobs_unenqueued
 from satworks.errors import Conflict, NotFound
 from satworks.jobs.base import Priority
 from satworks.jobs.status import FINISHED, WAITING, JobStatus, sql_list
@@ -121,7 +121,7 @@ def _record(row: Any) -> JobRecord:
 
 # --- static SQL for batches (run through psycopg, its ``%s`` placeholders) ----------------------------------
 
-INSERT_BATCH = (
+_INSERT_JOBS = (
     "INSERT INTO jobs (id, app_id, type, queue, priority, status, payload, max_retries, idempotency_key,"
     " request_hash, created_at, scheduled_for)"
     " SELECT id, app_id, type, queue, priority, status, payload, max_retries, idempotency_key,"
@@ -129,13 +129,20 @@ INSERT_BATCH = (
     " FROM jsonb_to_recordset(%s::jsonb) AS r(id uuid, app_id uuid, type text, queue text, priority text,"
     " status text, payload jsonb, max_retries int, idempotency_key text, request_hash text,"
     " created_at timestamptz, scheduled_for timestamptz)"
-    " ON CONFLICT (app_id, idempotency_key) DO NOTHING RETURNING id, seq"
+    " ON CONFLICT (app_id, idempotency_key) DO NOTHING RETURNING id, seq, created_at"
+)
+INSERT_BATCH = (
+    f"WITH inserted AS ({_INSERT_JOBS}),"  # noqa: S608 - this module's own SQL, no input
+    " marked AS (INSERT INTO jobs_unenqueued (id, created_at) SELECT id, created_at FROM inserted)"
+    " SELECT id, seq FROM inserted"
 )
 """One parameter, ``rows_json(rows)``. Rows whose idempotency key exists already are skipped, not
-returned; the others come back as ``(id, seq)``. Columns not listed keep their defaults (0, NULL)."""
+returned; the others come back as ``(id, seq)``, each with its marker in ``jobs_unenqueued`` (the
+message may not be in the broker yet). Columns not listed keep their defaults (0, NULL)."""
 
-MARK_ENQUEUED = "UPDATE jobs SET enqueued = 1 WHERE id = ANY(%s::uuid[])"
-"""One parameter, ``uuid_array(ids)``."""
+MARK_ENQUEUED = "DELETE FROM jobs_unenqueued WHERE id = ANY(%s::uuid[])"
+"""One parameter, ``uuid_array(ids)``: the broker has these jobs' messages. Deleting a narrow marker
+leaves the job's row alone (migration 0014 says why that matters)."""
 
 CLAIM_BATCH = (
     f"UPDATE jobs SET status = {_RUNNING}, attempts = attempts + 1,"  # noqa: S608 - enum values, no input
@@ -271,30 +278,33 @@ async def mark_enqueued(held: HeldConnection, ids: Sequence[uuid.UUID]) -> None:
 
 
 async def delete_unenqueued(engine: AsyncEngine, ids: Sequence[uuid.UUID]) -> None:
-    """Undo a batch whose messages never reached the broker, so nothing half-done is left behind."""
+    """Undo a batch whose messages never reached the broker, so nothing half-done is left behind. A job
+    whose marker the stranded sweep took meanwhile is in the broker after all, and stays."""
     with db_errors():
         async with engine.begin() as conn:
-            await conn.execute(
-                jobs.delete().where(jobs.c.id.in_(ids), jobs.c.enqueued == 0, jobs.c.status.in_(WAITING))
-            )
+            unmarked = jobs_unenqueued.delete().where(jobs_unenqueued.c.id.in_(ids)).returning(jobs_unenqueued.c.id)
+            gone = [row.id for row in await conn.execute(unmarked)]
+            if gone:
+                await conn.execute(jobs.delete().where(jobs.c.id.in_(gone), jobs.c.status.in_(WAITING)))
 
 
 @asynccontextmanager
 async def stranded(engine: AsyncEngine, older_than: datetime, limit: int) -> AsyncIterator[list[JobRecord]]:
-    """Jobs committed but never handed to the broker (the intake died between the two), locked for
-    the block (``SKIP LOCKED``: safe in many processes); marked enqueued when the block succeeds."""
+    """Jobs committed but never handed to the broker (the intake died between the two): their markers
+    are locked for the block (``SKIP LOCKED``: safe in many processes) and deleted when it succeeds.
+    Markers of jobs that are gone or no longer waiting are dropped."""
+    u = jobs_unenqueued
     with db_errors():
         async with engine.begin() as conn:
-            query = (
-                select(*_RECORD_COLUMNS)
-                .where(jobs.c.enqueued == 0, jobs.c.created_at < older_than, jobs.c.status.in_(WAITING))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            found = [_record(r) for r in await conn.execute(query)]
+            markers = select(u.c.id).where(u.c.created_at < older_than).order_by(u.c.created_at).limit(limit)
+            taken = [row.id for row in await conn.execute(markers.with_for_update(skip_locked=True))]
+            found = []
+            if taken:
+                query = select(*_RECORD_COLUMNS).where(jobs.c.id.in_(taken), jobs.c.status.in_(WAITING))
+                found = [_record(r) for r in await conn.execute(query)]
             yield found
-            if found:
-                await conn.execute(update(jobs).where(jobs.c.id.in_([j.id for j in found])).values(enqueued=1))
+            if taken:
+                await conn.execute(u.delete().where(u.c.id.in_(taken)))
 
 
 # --- the API (async engine) ----------------------------------------------------------------------------

@@ -83,10 +83,11 @@ def store_epoch(conn: Connection, value: int) -> None:
 WAITING_DUE = (
     f"SELECT {_COLUMNS}, w.at FROM job_watch w JOIN jobs j ON j.id = w.id"  # noqa: S608 - enum values, no input
     " WHERE w.state = 'waiting' AND w.at < %(before)s AND (w.at, w.id) > (%(after_at)s, %(after_id)s)"
-    f" AND j.status IN {_WAITING} AND j.enqueued = 1"
+    f" AND j.status IN {_WAITING} AND NOT EXISTS (SELECT 1 FROM jobs_unenqueued u WHERE u.id = j.id)"
     " ORDER BY w.at, w.id LIMIT %(limit)s"
 )
-"""Waiting jobs (handed to the broker) due before ``before``, after the keyset position, oldest first."""
+"""Waiting jobs handed to the broker (no marker left in ``jobs_unenqueued``) due before ``before``, after
+the keyset position, oldest first."""
 
 RUNNING_SINCE = (
     f"SELECT {_COLUMNS}, w.at FROM job_watch w JOIN jobs j ON j.id = w.id"  # noqa: S608 - enum values, no input

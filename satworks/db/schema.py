@@ -76,7 +76,6 @@ jobs = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("next_retry_at", DateTime(timezone=True)),
-    Column("enqueued", Integer, nullable=False, server_default=text("0")),
     Column("seq", BigInteger, nullable=False, server_default=text("nextval('jobs_seq')")),
     # Which of the job's messages may claim it: the reconciler bumps it when it sends a new message,
     # so a message it replaced (still held by a worker after a broker wipe) can no longer run the job.
@@ -87,7 +86,15 @@ jobs = Table(
     CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),
     CheckConstraint("attempts >= 0 AND crashes >= 0 AND max_retries >= 0", name="jobs_counters_valid"),
     Index("jobs_app_listing", "app_id", "seq"),
-    Index("jobs_unenqueued", "created_at", postgresql_where=text("enqueued = 0")),
+)
+
+jobs_unenqueued = Table(
+    "jobs_unenqueued",
+    metadata,
+    # A job committed whose message may not be in the broker yet: written by the intake's INSERT,
+    # deleted once the broker has the message (``db/jobs.py``). No foreign key, on purpose (migration 0014).
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),  # the job's
 )
 
 payment_requests = Table(

@@ -11,7 +11,7 @@ import pytest
 from satworks.http import context as ctx
 from satworks.intake.recovery import requeue_stranded_jobs
 from tests.integration.jobs_helpers import get_job, post_job, wait_for_status
-from tests.support import WorkerProcess, db_dsn, eventually, job_row, message_in_broker
+from tests.support import WorkerProcess, db_dsn, eventually, handed_to_broker, job_row, message_in_broker
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -136,19 +136,28 @@ async def test_stranded_job_is_handed_to_the_broker_by_the_sweep(
     job = await post_job(client, auth, delay_seconds=3600)
 
     async def marked_enqueued() -> bool:
-        return bool(job_row(settings, job["id"])["enqueued"])  # type: ignore[index]
+        return handed_to_broker(settings, job["id"])
 
     await eventually(marked_enqueued, what="the intake to mark it enqueued")
 
-    # Simulate an intake that died between commit and enqueue: the row exists, no message does.
+    # Simulate an intake that died between commit and enqueue: the row and its marker exist, no message does.
+    # A marker whose job finished (its mark failed, the job ran anyway) is only dropped.
+    finished = await post_job(client, auth)
+    await wait_for_status(client, auth, finished["id"], "succeeded")
     with psycopg.connect(db_dsn(settings)) as conn:
         conn.execute(
-            "UPDATE jobs SET enqueued = 0, status = 'queued', scheduled_for = NULL,"
-            " created_at = now() - interval '5 minutes' WHERE id = %s",
+            "UPDATE jobs SET status = 'queued', scheduled_for = NULL, created_at = now() - interval '5 minutes'"
+            " WHERE id = %s",
             (job["id"],),
+        )
+        conn.execute(
+            "INSERT INTO jobs_unenqueued (id, created_at) VALUES (%s, now() - interval '5 minutes'),"
+            " (%s, now() - interval '5 minutes')",
+            (job["id"], finished["id"]),
         )
     intake = client.server.app[ctx.INTAKE]
     moved = await requeue_stranded_jobs(intake.engine, intake.client, older_than_s=60, default_max_age_ms=60_000)
     assert moved >= 1
     await wait_for_status(client, auth, job["id"], "succeeded")
-    assert job_row(settings, job["id"])["enqueued"] == 1  # type: ignore[index]
+    assert handed_to_broker(settings, job["id"]) and handed_to_broker(settings, finished["id"])
+    assert (await get_job(client, auth, finished["id"]))["status"] == "succeeded"

@@ -97,7 +97,7 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
         with psycopg.connect(db_dsn(settings), autocommit=True) as other:
             other.execute(reconcile.REQUEUE, (reconcile._seen_json([seen]),))
         conn.execute("UPDATE jobs SET status = 'queued', finished_at = NULL WHERE id = %s", (ids[2],))  # requeued
-        conn.execute("UPDATE jobs SET enqueued = 1 WHERE id = ANY(%s)", (ids,))  # touches no watched column
+        conn.execute("UPDATE jobs SET max_retries = 7 WHERE id = ANY(%s)", (ids,))  # touches no watched column
         conn.execute("DELETE FROM jobs WHERE id = %s", (ids[5],))
         expected, watched = _matches(conn, ids)
         assert watched == expected

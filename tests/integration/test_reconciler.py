@@ -17,7 +17,7 @@ from satworks.settings import Settings
 from satworks.workers.reconciler import reconcile
 from tests.integration.jobs_helpers import post_job, wait_for_status
 from tests.platform_support import repairs, worker_resources
-from tests.support import WorkerProcess, db_dsn, eventually, job_row, message_in_broker
+from tests.support import WorkerProcess, db_dsn, eventually, handed_to_broker, job_row, message_in_broker
 
 
 def drop_messages(settings: Settings, job_id: str) -> int:
@@ -53,11 +53,11 @@ async def test_a_waiting_job_whose_message_was_lost_runs_once_and_a_fresh_one_is
     for job in (lost, fresh):
         assert drop_messages(settings, job["id"]) == 1
 
-        # The intake records the hand-off to the broker (``enqueued``) just after answering; until then the
-        # job is the stranded sweep's, not the reconciler's.
+        # The intake records the hand-off to the broker (deletes the job's ``jobs_unenqueued`` marker) just
+        # after answering; until then the job is the stranded sweep's, not the reconciler's.
         # (Polled without blocking: the web app and its bookkeeping run on this test's event loop.)
         async def recorded(job: dict[str, Any] = job) -> bool:
-            return (job_row(settings, job["id"]) or {}).get("enqueued") == 1
+            return handed_to_broker(settings, job["id"])
 
         await eventually(recorded, what="the hand-off recorded")
     # ``lost`` became due long ago; ``fresh`` just now (its message may be on its way: not "missing").

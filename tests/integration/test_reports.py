@@ -105,9 +105,9 @@ def write_jobs(settings: Settings, app_id: uuid.UUID, start: datetime, count: in
     with psycopg.connect(db_dsn(settings)) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO jobs (id, app_id, type, payload, priority, queue, status, max_retries, request_hash,"
-            " created_at, started_at, finished_at, enqueued)"
+            " created_at, started_at, finished_at)"
             " VALUES (%(id)s, %(app)s, %(type)s, '{}', 'normal', 'unused', %(status)s, 0, 'h', %(created)s,"
-            " %(started)s, %(finished)s, 1)",
+            " %(started)s, %(finished)s)",
             rows,
         )
     return rows

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from satworks.broker.client import BrokerClient
+from satworks.db import jobs as jobs_db
 from satworks.db.engine import async_engine
 from satworks.db.held import HeldConnection
 from satworks.db.jobs import NewJob
@@ -122,7 +123,7 @@ def insert_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     run = HeldConnection.run
 
     async def seen(self: HeldConnection, statement: str, params: Any) -> list[tuple[Any, ...]]:
-        if statement.startswith("INSERT INTO jobs"):
+        if statement == jobs_db.INSERT_BATCH:
             sizes.append(params[0].count('"idempotency_key"'))
         return await run(self, statement, params)
 
