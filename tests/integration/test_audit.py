@@ -67,6 +67,34 @@ async def test_a_failed_authentication_is_audited_with_the_client_address_and_no
     assert forged.split("_")[2] not in await response.text()
 
 
+async def test_a_webhook_with_a_wrong_node_token_or_signature_is_audited_without_what_it_presented(
+    stack: PaymentStack, admin: NamedApp
+) -> None:
+    client = stack.client
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    address = f"10.{uuid.uuid4().int % 250}.9.9"
+    forged = uuid.uuid4().hex
+    node = await client.post(
+        "/v1/webhooks/bitcoind/blocknotify?blockhash=" + "0" * 64,
+        headers={"X-Satworks-Node-Token": forged, "X-Forwarded-For": address},
+    )
+    watcher = await client.post(
+        "/v1/webhooks/payments",
+        data=b'{"id": "evt", "event": "payment.confirmed", "data": {}}',
+        headers={"X-Satworks-Signature": f"t=1,v1={forged}", "X-Forwarded-For": address},
+    )
+    assert (node.status, watcher.status) == (401, 401)
+    response = await client.get(
+        "/v1/audit", params={"kind": "auth_failed", "since": since.isoformat()}, headers=admin.auth
+    )
+    mine = [r for r in (await response.json())["items"] if r["client_address"] == address]
+    assert [(r["actor"], r["data"]) for r in mine] == [
+        ("anonymous", {"reason": "bad webhook signature"}),
+        ("anonymous", {"reason": "missing or invalid node token"}),
+    ]
+    assert forged not in await response.text()
+
+
 async def test_payment_state_changes_are_audited_with_their_cause_and_no_address(
     stack: PaymentStack, admin: NamedApp
 ) -> None:

@@ -5,9 +5,9 @@
   in the query (``txid`` / ``blockhash``), a JSON body or a plain-text body.
 - ``/v1/webhooks/payments``: a signed event (see ``satworks.signatures``) naming a payment id.
 
-Wrong tokens and bad signatures are counted per client address like failed API keys; past
-``SATWORKS_AUTH_FAILURES_PER_MINUTE`` that address gets 429 for the rest of the minute, even with the
-right token (a node token may be guessable; nodes' notifications only wake checks up).
+Wrong tokens and bad signatures are audited (``auth_failed``) and counted per client address like
+failed API keys; past ``SATWORKS_AUTH_FAILURES_PER_MINUTE`` that address gets 429 for the rest of the
+minute, even with the right token (a node token may be guessable; nodes' notifications only wake checks up).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from satworks import clock
+from satworks.db import audit as audit_db
 from satworks.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
 from satworks.http import context as ctx
 from satworks.http.requests import json_response, parse_json, raw_body, validate
@@ -59,7 +60,7 @@ async def payment_event(request: web.Request) -> web.Response:
             tolerance_s=settings.payment_webhook_tolerance_s,
         )
     except SignatureError as exc:
-        await request.app[ctx.AUTH].failures.failed(client)  # RateLimited past the limit
+        await _failed(request, client, "bad webhook signature")
         raise Unauthorized(f"bad webhook signature: {exc}") from exc
     event = validate(WatcherEvent, parse_json(body, max_depth=settings.max_json_depth), what="payment event")
     try:
@@ -81,7 +82,7 @@ async def _node_notification(request: web.Request, name: str) -> str:
     given = request.headers.get(NODE_TOKEN_HEADER) or request.query.get("token", "")
     # A header's bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
     if not hmac.compare_digest(given.encode(errors="surrogateescape"), expected.encode()):
-        await request.app[ctx.AUTH].failures.failed(client)  # RateLimited past the limit
+        await _failed(request, client, "missing or invalid node token")
         raise Unauthorized("missing or invalid node token")
     value = request.query.get(name)
     if value is None and request.can_read_body:
@@ -94,6 +95,14 @@ async def _node_notification(request: web.Request, name: str) -> str:
     if not value or not HEX64.fullmatch(value):
         raise ValidationFailed(f"{name} must be 64 hex characters", details=[{"loc": [name]}])
     return value
+
+
+async def _failed(request: web.Request, client: str, reason: str) -> None:
+    """An ``auth_failed`` audit row, as for a bad API key (the address and why, nothing presented),
+    then the failure counted (``RateLimited`` past the limit)."""
+    auth = request.app[ctx.AUTH]
+    await audit_db.record_failed_auth(request.app[ctx.ENGINE], auth.client_address(request), reason)
+    await auth.failures.failed(client)
 
 
 def _refuse_blocked(request: web.Request, webhook: str) -> str:
