@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,17 +53,24 @@ STOP = object()
 """Put on a writer thread's inbox to end the thread once everything put before it is done."""
 
 
-def take_batch(inbox: queue.SimpleQueue[Any], first: Any, *, batch_max: int, until: float = 0.0) -> list[Any]:
+def take_batch(
+    inbox: queue.SimpleQueue[Any],
+    first: Any,
+    *,
+    batch_max: int,
+    until: float = 0.0,
+    complete: Callable[[list[Any]], bool] | None = None,
+) -> list[Any]:
     """``first`` and what else waits in ``inbox``, up to ``batch_max`` items; while there is nothing,
-    wait for more until the monotonic time ``until``. A ``STOP`` ends the batch and stays on the inbox,
-    for the thread's next read."""
+    wait for more until the monotonic time ``until``, unless ``complete(batch)`` says nothing more can
+    come. A ``STOP`` ends the batch and stays on the inbox, for the thread's next read."""
     batch = [first]
     while len(batch) < batch_max:
         try:
             item = inbox.get_nowait()
         except queue.Empty:
             left = until - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (complete is not None and complete(batch)):
                 break
             try:
                 item = inbox.get(timeout=left)
@@ -90,6 +98,7 @@ class StatusWriter:
         self._batch_max = batch_max
         self._gather_s = gather_s  # under load, how long a batch waits for more (see ``_collect``)
         self._last_size = 1
+        self.claimers: int | None = None  # the worker threads that claim through this writer, once known
         self._wait_s = 60.0  # a write never blocks a worker thread forever (writer stopped or wedged)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-status-writer", daemon=True)
@@ -142,9 +151,12 @@ class StatusWriter:
         """``first`` and what else is waiting, up to ``batch_max``. When the last batch held more than
         one write (the threads are busy), wait up to ``gather_s`` for more: a thread that is about to
         claim joins this commit instead of paying for one of its own (Postgres' ``commit_delay``, for
-        one writer). After a lone write nothing waits, so an idle worker's claim is not delayed."""
+        one writer). After a lone write nothing waits, so an idle worker's claim is not delayed; nor
+        does a batch that holds a claim of every worker thread (no other thread is left to claim)."""
         until = time.monotonic() + self._gather_s if self._last_size > 1 else 0.0
-        return take_batch(self._inbox, first, batch_max=self._batch_max, until=until)
+        claimers = self.claimers
+        complete = None if claimers is None else (lambda batch: _claims(batch) >= claimers)
+        return take_batch(self._inbox, first, batch_max=self._batch_max, until=until, complete=complete)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
@@ -230,6 +242,10 @@ class StatusWriter:
             error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
             conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
         return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
+
+
+def _claims(batch: list[Any]) -> int:
+    return sum(1 for kind, _, _ in batch if kind == "claim")
 
 
 def outcomes_json(outcomes: dict[uuid.UUID, Outcome]) -> str:

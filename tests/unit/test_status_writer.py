@@ -255,3 +255,25 @@ def test_after_a_lone_write_the_next_batch_is_committed_at_once(
 
     assert [c.job_id for c in claims] == jobs
     assert writer.batches == [1, 1, 1]
+
+
+def test_a_batch_holding_a_claim_of_every_worker_thread_is_committed_without_the_wait(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer(batch_max=64, gather_s=60.0)  # waiting would hold the claims for a minute
+    writer.claimers = 2  # the worker's threads: no third claim can come
+    first = [store(db, new_row(app_id, prefix)) for _ in range(2)]
+    in_one_batch(writer, [lambda j=j: writer.claim(j) for j in first])  # busy: the next batch would wait
+    later = [store(db, new_row(app_id, prefix)) for _ in range(2)]
+    claims: list[Any] = [None] * 2
+    threads = []
+    for i, job_id in enumerate(later):  # one at a time: the first claim alone leaves the writer waiting
+        thread = threading.Thread(target=lambda i=i, j=job_id: claims.__setitem__(i, writer.claim(j)))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda: writer._inbox.empty(), what="the claim taken by the writer")
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [c.job_id for c in claims] == later  # not None: neither waited out the 60 s
+    assert writer.batches == [2, 2]  # the second claim joined the waiting batch, which then committed

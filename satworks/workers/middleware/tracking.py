@@ -48,6 +48,7 @@ class JobTracking(Middleware):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.writer.claimers = worker.worker_threads  # each has at most one claim waiting
         self.writer.start()
         self.acks.start(getattr(broker, "ack_all", None))
 
