@@ -113,6 +113,9 @@ async def test_a_client_trickling_its_headers_is_cut_off_and_counted(web: WebPro
                 break
         except TimeoutError:
             continue
+        except ConnectionError:  # closed with our last line unread: the kernel answers with a reset
+            closed_after = time.monotonic() - started
+            break
     writer.close()
     assert closed_after is not None, "the server kept a trickling client for 15 s (its header timeout is 1 s)"
     wait_until(lambda: metric(web, "satworks_http_head_timeouts_total") == before + 1 or None, what="the count")
