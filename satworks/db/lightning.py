@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID, insert
 
+from satworks.db.locks import AdvisoryLock
 from satworks.db.payments import RECORD_COLUMNS, PaymentRecord, _audit, _events, payment_record
 from satworks.db.schema import metadata, one_of, payment_requests
 from satworks.integrations.lnd.records import InvoiceState, LndInvoice
@@ -40,7 +41,7 @@ from satworks.payments.lightning import InvoiceVerdict, decide
 from satworks.payments.status import OPEN, ExceptionStatus, PaymentStatus, check_transition
 
 METHOD = "lightning"
-SWEEP_LOCK = 0x5A7_0002  # pg advisory lock id: one lightning sweep at a time
+SWEEP_LOCK = AdvisoryLock.LIGHTNING_SWEEP
 
 lightning_invoices = Table(
     "lightning_invoices",

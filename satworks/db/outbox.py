@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text, update
 
+from satworks.db.locks import AdvisoryLock
 from satworks.db.schema import app_events, payment_requests
 from satworks.db.webhook_tables import webhook_deliveries, webhook_endpoints
 from satworks.webhooks.status import DeliveryStatus
 
 CHANNEL = "satworks_app_events"
-DISPATCH_LOCK = 0x5A7_0002  # pg advisory lock id: one dispatcher at a time
+DISPATCH_LOCK = AdvisoryLock.OUTBOX_DISPATCH
 SETTLED = "payment.settled"
 
 

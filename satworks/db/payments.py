@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from satworks.audit import AuditKind
 from satworks.db import audit
+from satworks.db.locks import AdvisoryLock
 from satworks.db.schema import app_events, chain_cursors, payment_audit, payment_requests, payment_txs
 from satworks.payments.evaluate import Policy, Receipt, Verdict, evaluate
 from satworks.payments.status import (
@@ -34,7 +35,7 @@ from satworks.payments.status import (
     check_transition,
 )
 
-SWEEP_LOCK = 0x5A7_0001  # pg advisory lock id: one sweep at a time
+SWEEP_LOCK = AdvisoryLock.PAYMENTS_SWEEP
 COUNTED = (TxState.MEMPOOL, TxState.CONFIRMED)  # receipts listed in a request's txids
 
 

@@ -18,10 +18,11 @@ from sqlalchemy import BigInteger, Column, Connection, DateTime, String, Table, 
 from sqlalchemy.dialects.postgresql import insert
 
 from satworks.db.jobs import rows_json
+from satworks.db.locks import AdvisoryLock
 from satworks.db.schema import metadata
 from satworks.jobs.status import WAITING, JobStatus, sql_list
 
-RECONCILE_LOCK = 0x5A7_0002  # pg advisory lock id: one reconciler run at a time
+RECONCILE_LOCK = AdvisoryLock.RECONCILE
 EPOCH_NAME = "broker"
 
 broker_epochs = Table(

@@ -103,7 +103,8 @@ class LightningStack:
     def start_worker(self, **changes: Any) -> WorkerProcess:
         # A port of its own: a worker killed a moment ago may still hold the previous one.
         changes = {"worker_metrics_port": free_port(), **changes}
-        self.worker = WorkerProcess(self.settings.model_copy(update=changes)).start()
+        log = self.log_dir / f"worker-{changes['worker_metrics_port']}.log"  # read when a test fails
+        self.worker = WorkerProcess(self.settings.model_copy(update=changes), log=log).start()
         return self.worker
 
     def start_listener(self, **changes: Any) -> ListenerProcess:
