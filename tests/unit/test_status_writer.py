@@ -77,6 +77,21 @@ def in_one_batch(writer: StatusWriter, calls: list[Callable[[], Any]]) -> list[A
     return results
 
 
+def claimed_one_by_one(writer: StatusWriter, jobs: list[uuid.UUID]) -> list[Any]:
+    """Claim ``jobs`` from threads of their own, each taken by the writer before the next comes; the
+    claims (``None`` where one did not come back within 30 s)."""
+    claims: list[Any] = [None] * len(jobs)
+    threads = []
+    for i, job_id in enumerate(jobs):
+        thread = threading.Thread(target=lambda i=i, j=job_id: claims.__setitem__(i, writer.claim(j)))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda: writer._inbox.empty(), what="the claim taken by the writer")
+    for thread in threads:
+        thread.join(timeout=30)
+    return claims
+
+
 def done(job_id: uuid.UUID, **fields: Any) -> Outcome:
     return Outcome(job_id, JobStatus.SUCCEEDED, finished_at=clock.utcnow(), **fields)
 
@@ -230,15 +245,7 @@ def test_after_a_batch_of_several_the_next_one_waits_for_more_writes_before_its_
     first = [store(db, new_row(app_id, prefix)) for _ in range(2)]
     in_one_batch(writer, [lambda j=j: writer.claim(j) for j in first])  # busy: a batch of 2
     later = [store(db, new_row(app_id, prefix)) for _ in range(3)]
-    claims: list[Any] = [None] * 3
-    threads = []
-    for i, job_id in enumerate(later):  # one at a time, each taken by the writer before the next comes
-        thread = threading.Thread(target=lambda i=i, j=job_id: claims.__setitem__(i, writer.claim(j)))
-        thread.start()
-        threads.append(thread)
-        wait_until(lambda: writer._inbox.empty(), what="the claim taken by the writer")
-    for thread in threads:
-        thread.join(timeout=30)
+    claims = claimed_one_by_one(writer, later)
 
     assert writer.batches == [2, 3]  # without the wait: [2, 1, ...], each claim its own commit
     assert [c.job_id for c in claims] == later
@@ -265,15 +272,7 @@ def test_a_batch_holding_a_claim_of_every_worker_thread_is_committed_without_the
     first = [store(db, new_row(app_id, prefix)) for _ in range(2)]
     in_one_batch(writer, [lambda j=j: writer.claim(j) for j in first])  # busy: the next batch would wait
     later = [store(db, new_row(app_id, prefix)) for _ in range(2)]
-    claims: list[Any] = [None] * 2
-    threads = []
-    for i, job_id in enumerate(later):  # one at a time: the first claim alone leaves the writer waiting
-        thread = threading.Thread(target=lambda i=i, j=job_id: claims.__setitem__(i, writer.claim(j)))
-        thread.start()
-        threads.append(thread)
-        wait_until(lambda: writer._inbox.empty(), what="the claim taken by the writer")
-    for thread in threads:
-        thread.join(timeout=30)
+    claims = claimed_one_by_one(writer, later)  # the first claim alone leaves the writer waiting
 
     assert [c.job_id for c in claims] == later  # not None: neither waited out the 60 s
     assert writer.batches == [2, 2]  # the second claim joined the waiting batch, which then committed
