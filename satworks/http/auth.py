@@ -69,16 +69,22 @@ class Authenticator:
             raise RateLimited("too many failed authentication attempts with this key", retry_after_s=left)
         key = await self._resolve(*parts) if parts is not None else None
         if key is None:
-            client = self.client_address(request)
-            if self.failures.blocked(f"addr:{client}") is None:  # a blocked address adds no rows
-                await audit_db.record_failed_auth(self._engine, client, "missing key" if not scheme else "invalid key")
-            subjects = [f"addr:{client}"] + ([f"key:{parts[0]}"] if parts else [])
-            await self.failures.failed(*subjects)  # RateLimited past the limit
+            subjects = [f"addr:{self.client_address(request)}"] + ([f"key:{parts[0]}"] if parts else [])
+            await self.refuse(request, "missing key" if not scheme else "invalid key", *subjects)
             raise Unauthorized(_problem(scheme, parts is not None))
         if scope not in key.scopes:
             raise Forbidden(f"this key lacks the {scope!r} scope")
         await self._limiter.hit(f"app:{key.app_id}", key.rate_limit_per_minute or self._default_rate_limit)
         return key
+
+    async def refuse(self, request: web.Request, reason: str, subject: str, *more: str) -> None:
+        """A failed authentication, of an API key or of a webhook: an ``auth_failed`` audit row with the
+        client address and ``reason``, nothing of what was presented (none while ``subject`` is blocked:
+        a blocked client adds no rows), then the failure counted against each subject. Raises
+        ``RateLimited`` past the limit."""
+        if self.failures.blocked(subject) is None:
+            await audit_db.record_failed_auth(self._engine, self.client_address(request), reason)
+        await self.failures.failed(subject, *more)
 
     async def _resolve(self, key_id: str, secret: str) -> AppKey | None:
         cached = self._cache.get(key_id)

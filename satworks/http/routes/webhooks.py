@@ -20,7 +20,6 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from satworks import clock
-from satworks.db import audit as audit_db
 from satworks.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
 from satworks.http import context as ctx
 from satworks.http.requests import json_response, parse_json, raw_body, validate
@@ -60,7 +59,7 @@ async def payment_event(request: web.Request) -> web.Response:
             tolerance_s=settings.payment_webhook_tolerance_s,
         )
     except SignatureError as exc:
-        await _failed(request, client, "bad webhook signature")
+        await request.app[ctx.AUTH].refuse(request, "bad webhook signature", client)  # 429 past the limit
         raise Unauthorized(f"bad webhook signature: {exc}") from exc
     event = validate(WatcherEvent, parse_json(body, max_depth=settings.max_json_depth), what="payment event")
     try:
@@ -82,7 +81,7 @@ async def _node_notification(request: web.Request, name: str) -> str:
     given = request.headers.get(NODE_TOKEN_HEADER) or request.query.get("token", "")
     # A header's bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
     if not hmac.compare_digest(given.encode(errors="surrogateescape"), expected.encode()):
-        await _failed(request, client, "missing or invalid node token")
+        await request.app[ctx.AUTH].refuse(request, "missing or invalid node token", client)  # 429 past the limit
         raise Unauthorized("missing or invalid node token")
     value = request.query.get(name)
     if value is None and request.can_read_body:
@@ -95,14 +94,6 @@ async def _node_notification(request: web.Request, name: str) -> str:
     if not value or not HEX64.fullmatch(value):
         raise ValidationFailed(f"{name} must be 64 hex characters", details=[{"loc": [name]}])
     return value
-
-
-async def _failed(request: web.Request, client: str, reason: str) -> None:
-    """An ``auth_failed`` audit row, as for a bad API key (the address and why, nothing presented),
-    then the failure counted (``RateLimited`` past the limit)."""
-    auth = request.app[ctx.AUTH]
-    await audit_db.record_failed_auth(request.app[ctx.ENGINE], auth.client_address(request), reason)
-    await auth.failures.failed(client)
 
 
 def _refuse_blocked(request: web.Request, webhook: str) -> str:
