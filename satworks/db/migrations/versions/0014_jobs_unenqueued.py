@@ -4,7 +4,7 @@
 column was named by the partial index ``jobs_unenqueued`` (``WHERE enqueued = 0``), so that update
 could never be done in place (HOT): each one wrote a new version of the row and an entry into every
 index of ``jobs``, and ran the ``job_watch`` trigger. It cost Postgres more than the INSERT itself
-(measured in ``bench/RESULTS.md``: 160 to 250 µs of Postgres CPU per submission with it, 65 to 77 without).
+(``bench/RESULTS.md``: Postgres and Redis CPU per submission 140 to 237 µs before, 70 to 84 after).
 
 Now the INSERT also writes the job's id into the narrow ``jobs_unenqueued``, and the mark deletes it
 there: a job is handed to the broker once its marker is gone. The stranded sweep, the reconciler and a
