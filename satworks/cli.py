@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--timeout-s", type=float, default=10.0, help="deadline of the node call (default 10)")
     webhooks_cli.add_parser(sub)
     sub.add_parser("sweep-payments", help="check every open on-chain payment request now (for ops)")
-    enqueue = sub.add_parser("enqueue", help="enqueue a job as an app (for ops)")
+    enqueue = sub.add_parser("enqueue", help="enqueue a job as an app, platform types too (for ops)")
     enqueue.add_argument("type")
     enqueue.add_argument("--payload", default="{}", help="the job's payload, a JSON object (default {})")
     enqueue.add_argument("--priority", choices=("high", "normal", "low"), default=None)
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(problem, dict) and problem.get("msg"):
                 where = ".".join(str(part) for part in problem.get("loc", ())) or "input"
                 print(f"  {where}: {problem['msg']}", file=sys.stderr)
+        if isinstance(exc.details, dict) and isinstance(exc.details.get("known_types"), list):
+            print(f"  known types: {', '.join(exc.details['known_types'])}", file=sys.stderr)
         return 1
 
 

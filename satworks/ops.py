@@ -22,7 +22,8 @@ def enqueue_job(
     settings: Settings, app_name: str, job_type: str, payload: dict[str, Any], priority: str | None
 ) -> dict[str, str]:
     """Submit one job for ``app_name`` through the intake, as ``POST /v1/jobs`` does; returns its id
-    and status."""
+    and status. The operator may also submit the platform's own types (``draws.due``,
+    ``lightning_sweep``, ...), which apps cannot: the runbooks use them to run a scheduled task now."""
     try:
         spec = JobIn.model_validate({"type": job_type, "payload": payload, "priority": priority})
     except ValidationError as exc:
@@ -33,7 +34,7 @@ def enqueue_job(
 async def _enqueue_job(settings: Settings, app_name: str, spec: JobIn) -> dict[str, str]:
     async with open_intake(settings, pool_size=1, threads=1) as intake:
         app_id = await apps_db.active_id(intake.engine, app_name)
-        job, _ = await intake.jobs.submit(app_id, spec, None)
+        job, _ = await intake.jobs.submit(app_id, spec, None, internal=True)
     return {"id": str(job.id), "status": job.status.value}
 
 

@@ -45,8 +45,8 @@ def job_row(
     Raises ``ValidationFailed`` for an unknown type, a bad payload, a far ``run_at`` or U+0000."""
     job_type = JOB_TYPES.get(spec.type)
     if job_type is None or (job_type.internal and not internal):
-        public = sorted(name for name, known in JOB_TYPES.items() if not known.internal)
-        raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": public})
+        allowed = sorted(name for name, known in JOB_TYPES.items() if internal or not known.internal)
+        raise ValidationFailed(f"unknown job type {spec.type!r}", details={"known_types": allowed})
     try:
         payload = job_type.payload.model_validate(spec.payload)
     except ValidationError as exc:

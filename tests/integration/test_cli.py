@@ -8,7 +8,7 @@ import sys
 import uuid
 from typing import Any
 
-from tests.support import ROOT, settings_env
+from tests.support import ROOT, job_row, settings_env
 
 
 def satworks(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,6 +35,21 @@ def test_apps_are_created_listed_used_and_revoked(settings: Any) -> None:
     assert satworks(settings, "apps", "revoke", name).returncode == 0
     listed = [line for line in satworks(settings, "apps", "list").stdout.splitlines() if line.startswith(name)]
     assert listed and "revoked" in listed[0]
+
+
+def test_the_operator_runs_a_scheduled_task_now_with_a_platform_job_type(settings: Any) -> None:
+    """The runbooks' `satworks enqueue lightning_sweep` / `draws.due`: types apps cannot submit."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert satworks(settings, "apps", "create", name).returncode == 0
+    for job_type in ("lightning_sweep", "draws.due"):
+        enqueued = satworks(settings, "enqueue", job_type, "--app", name)
+        assert enqueued.returncode == 0, enqueued.stderr
+        job_id = json.loads(enqueued.stdout)["id"]
+        row = job_row(settings, job_id)
+        assert row is not None and (row["type"], row["queue"]) == (job_type, f"{settings.queue_prefix}critical")
+    unknown = satworks(settings, "enqueue", "no_such_type", "--app", name)
+    assert (unknown.returncode, "unknown job type 'no_such_type'" in unknown.stderr) == (1, True), unknown.stderr
+    assert "draws.due" in unknown.stderr  # the operator is told the platform's types too
 
 
 def test_errors_are_one_clear_line_without_a_traceback(settings: Any) -> None:
