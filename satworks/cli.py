@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -277,6 +278,14 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
     if unknown or not names:
         print(f"unknown queues: {sorted(unknown)}; choose from {list(QUEUES)}", file=sys.stderr)
         return 2
+    if _port_taken(settings.worker_metrics_host, settings.worker_metrics_port):
+        # The directory below belongs to the pool serving that port: wiping it would drop its counters.
+        print(
+            f"error: SATWORKS_WORKER_METRICS_PORT {settings.worker_metrics_port} on {settings.worker_metrics_host}"
+            " is in use (another pool?): give each pool a port of its own",
+            file=sys.stderr,
+        )
+        return 2
     # Fresh multiprocess metrics directory per pool, set before any worker imports prometheus_client.
     metrics_dir = Path(tempfile.gettempdir()) / f"satworks-metrics-{settings.worker_metrics_port}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -303,6 +312,17 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
         return run_supervised(argv)
     os.execv(dramatiq, argv)  # noqa: S606 - replaces this process with the Dramatiq CLI
     return 0
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` already (bound as the metrics server binds it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 if __name__ == "__main__":

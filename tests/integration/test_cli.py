@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 from tests.support import ROOT, job_row, settings_env
@@ -50,6 +54,32 @@ def test_the_operator_runs_a_scheduled_task_now_with_a_platform_job_type(setting
     unknown = satworks(settings, "enqueue", "no_such_type", "--app", name)
     assert (unknown.returncode, "unknown job type 'no_such_type'" in unknown.stderr) == (1, True), unknown.stderr
     assert "draws.due" in unknown.stderr  # the operator is told the platform's types too
+
+
+def test_a_pool_whose_metrics_port_is_taken_refuses_to_start_and_spares_the_other_pools_metrics(
+    settings: Any,
+) -> None:
+    with socket.socket() as holder:  # the port another pool serves its metrics on
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        their_metrics = Path(tempfile.gettempdir()) / f"satworks-metrics-{port}"
+        their_metrics.mkdir(exist_ok=True)
+        (their_metrics / "counter_1.db").write_bytes(b"theirs")
+        try:
+            second = subprocess.run(
+                [sys.executable, "-m", "satworks.cli", "worker", "--queues", "default"],
+                env={**settings_env(settings), "SATWORKS_WORKER_METRICS_PORT": str(port)},
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 2, second.stderr
+            assert f"SATWORKS_WORKER_METRICS_PORT {port} on 127.0.0.1 is in use" in second.stderr
+            assert (their_metrics / "counter_1.db").read_bytes() == b"theirs"
+        finally:
+            shutil.rmtree(their_metrics, ignore_errors=True)
 
 
 def test_errors_are_one_clear_line_without_a_traceback(settings: Any) -> None:
