@@ -9,6 +9,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -314,15 +315,26 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
     return 0
 
 
-def _port_taken(host: str, port: int) -> bool:
-    """Whether something listens on ``host:port`` already (bound as the metrics server binds it)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
+METRICS_PORT_GRACE_S = 3.0
+"""How long ``satworks worker`` waits for its metrics port to be let go (the metrics process of a pool
+that was just stopped or killed ends within half a second) before it refuses to start."""
+
+
+def _port_taken(host: str, port: int, *, grace_s: float = METRICS_PORT_GRACE_S) -> bool:
+    """Whether something listens on ``host:port`` (bound as the metrics server binds it) for ``grace_s``."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                pass
+            else:
+                return False
+        if time.monotonic() >= deadline:
             return True
-    return False
+        time.sleep(0.1)  # poll interval, bounded by the deadline
 
 
 if __name__ == "__main__":

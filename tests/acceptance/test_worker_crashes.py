@@ -7,6 +7,10 @@ checking every 0.5 s, so recovery is measured in seconds.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -106,6 +110,41 @@ async def test_supervised_pool_comes_back_after_a_worker_dies_and_finishes_the_j
     done = await wait_for_status(client, auth, job["id"], "succeeded", timeout_s=40)
     assert done["attempts"] == 2
     assert pools[0].alive()  # the supervisor itself never exited
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_pool_killed_at_its_root_lets_go_of_its_metrics_port_for_the_next_one(
+    isolated: Settings, pools: list[WorkerProcess]
+) -> None:
+    """The metrics process is a fork of the pool's Dramatiq process: orphaned, it must not keep the port
+    (the pool started in its place would refuse to start)."""
+    port = isolated.worker_metrics_port
+    first = WorkerProcess(isolated).start()
+    pools.append(first)
+
+    async def serving() -> bool:
+        return _listening(port)
+
+    async def let_go() -> bool:
+        return not _listening(port)
+
+    await eventually(serving, what="the first pool's metrics")
+    assert first.proc is not None
+    os.kill(first.proc.pid, signal.SIGKILL)  # the Dramatiq process alone: its forks are orphaned
+    first.proc.wait(timeout=10)
+    try:
+        await eventually(let_go, timeout_s=10, what="the orphaned metrics process to let go of the port")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.proc.pid, signal.SIGKILL)  # the orphaned worker processes
+    second = WorkerProcess(isolated).start()
+    pools.append(second)
+    await eventually(serving, what="the second pool's metrics")
+    assert second.alive()
 
 
 async def test_job_waiting_past_its_max_age_is_dead_with_its_row_updated(

@@ -77,12 +77,20 @@ class JobMetricsMiddleware(Middleware):
             self._child(self.metrics.dead, message).inc()
 
 
+PARENT_CHECK_S = 0.5
+"""How often the metrics process checks that the pool's Dramatiq process still runs."""
+
+
 def serve_worker_metrics() -> int:
     """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir.
 
     A port already taken is logged as one line and ends this process (exit 1), not a traceback. Its
     logs (Dramatiq's own too, e.g. "Killing fork process..." on a second SIGTERM) are JSON lines like
-    the worker processes': the CLI's ``--skip-logging`` leaves this process without a handler."""
+    the worker processes': the CLI's ``--skip-logging`` leaves this process without a handler.
+
+    It ends when the Dramatiq process that forked it is gone (killed): left running, it would hold the
+    port, and the pool started in its place could not serve its metrics."""
+    parent = os.getppid()
     settings = Settings()
     logs.configure(settings.log_level)
     registry = CollectorRegistry()
@@ -94,5 +102,6 @@ def serve_worker_metrics() -> int:
         extra = {"action": "worker_metrics_unavailable", "port": settings.worker_metrics_port, "error": str(exc)}
         logging.getLogger(__name__).error("worker metrics cannot be served", extra=extra)
         return 1
-    threading.Event().wait()
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
     return 0
