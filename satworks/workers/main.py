@@ -29,6 +29,7 @@ from satworks.workers import notify
 from satworks.workers.actors import declare_actors, declare_internal_actors
 from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
+from satworks.workers.orphans import StopWhenOrphaned
 from satworks.workers.reaper import DeadWorkerReaper
 from satworks.workers.status import StatusWriter
 
@@ -46,6 +47,7 @@ def build(settings: Settings) -> dramatiq.Broker:
             tracking,
             JobMetricsMiddleware(JobMetrics.create(REGISTRY), queue_prefix=settings.queue_prefix),
             DeadWorkerReaper(interval_ms=settings.reaper_interval_ms),
+            StopWhenOrphaned(),
         ],
     )
     notifications = notify.build(settings, broker, NotifyMetrics.create(REGISTRY))

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -117,7 +118,7 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_a_pool_killed_at_its_root_lets_go_of_its_metrics_port_for_the_next_one(
+async def test_a_pool_killed_at_its_root_leaves_no_orphans_and_lets_the_next_one_serve_metrics(
     isolated: Settings, pools: list[WorkerProcess]
 ) -> None:
     """The metrics process is a fork of the pool's Dramatiq process: orphaned, it must not keep the port
@@ -136,11 +137,18 @@ async def test_a_pool_killed_at_its_root_lets_go_of_its_metrics_port_for_the_nex
     assert first.proc is not None
     os.kill(first.proc.pid, signal.SIGKILL)  # the Dramatiq process alone: its forks are orphaned
     first.proc.wait(timeout=10)
+
+    async def orphans_gone() -> bool:
+        return subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).returncode == 1
+
+    pgid = first.proc.pid
     try:
         await eventually(let_go, timeout_s=10, what="the orphaned metrics process to let go of the port")
+        # The orphaned worker processes stop too: left running, they would take jobs outside any pool.
+        await eventually(orphans_gone, timeout_s=30, what="the orphaned worker processes to stop")
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(first.proc.pid, signal.SIGKILL)  # the orphaned worker processes
+            os.killpg(pgid, signal.SIGKILL)
     second = WorkerProcess(isolated).start()
     pools.append(second)
     await eventually(serving, what="the second pool's metrics")
