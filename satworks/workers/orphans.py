@@ -1,10 +1,11 @@
-"""A worker process whose pool is gone stops itself.
+"""A pool's processes stop once the pool is gone.
 
-The Dramatiq CLI forks the worker processes; if that process is killed (SIGKILL, the OOM killer), its
-workers are orphaned and would go on taking jobs outside any pool: a restarted pool would run beside
-them, and a deploy would leave them on the old code. Each worker process watches the process that
-forked it and, once it is gone, stops as on SIGTERM: the jobs it is running finish (up to Dramatiq's
-shutdown timeout) and the messages it holds go back to their queue.
+The Dramatiq CLI forks the worker processes and the metrics process; if that process is killed
+(SIGKILL, the OOM killer), they are orphaned. Orphaned workers would go on taking jobs outside any pool
+(a restarted pool would run beside them, a deploy would leave them on the old code), and an orphaned
+metrics process would keep the pool's port. Each watches the process that forked it: a worker process
+then stops as on SIGTERM (the jobs it is running finish, up to Dramatiq's shutdown timeout, and the
+messages it holds go back to their queue); the metrics process returns (``serve_worker_metrics``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from dramatiq.middleware import Middleware
 log = logging.getLogger(__name__)
 
 CHECK_S = 0.5
-"""How often a worker process checks that the process that forked it still runs."""
+"""How often a process checks that the process that forked it still runs."""
+
+
+def wait_until_orphaned(parent: int) -> None:
+    """Return once ``parent`` (the process that forked this one, ``os.getppid()`` at start) is gone."""
+    while os.getppid() == parent:
+        time.sleep(CHECK_S)
 
 
 class StopWhenOrphaned(Middleware):
@@ -32,7 +39,6 @@ class StopWhenOrphaned(Middleware):
 
     @staticmethod
     def _watch(parent: int) -> None:
-        while os.getppid() == parent:
-            time.sleep(CHECK_S)
+        wait_until_orphaned(parent)
         log.warning("the worker pool's process is gone: stopping", extra={"action": "worker_orphaned"})
         os.kill(os.getpid(), signal.SIGTERM)  # Dramatiq's graceful stop of a worker process

@@ -18,6 +18,7 @@ from satworks.errors import PermanentError, SatworksError
 from satworks.metrics.build import register_build_info
 from satworks.metrics.jobs import JobMetrics
 from satworks.settings import Settings
+from satworks.workers.orphans import wait_until_orphaned
 
 
 class JobMetricsMiddleware(Middleware):
@@ -77,10 +78,6 @@ class JobMetricsMiddleware(Middleware):
             self._child(self.metrics.dead, message).inc()
 
 
-PARENT_CHECK_S = 0.5
-"""How often the metrics process checks that the pool's Dramatiq process still runs."""
-
-
 def serve_worker_metrics() -> int:
     """Forked by the Dramatiq CLI: serve every worker process's metrics from the multiprocess dir.
 
@@ -88,8 +85,7 @@ def serve_worker_metrics() -> int:
     logs (Dramatiq's own too, e.g. "Killing fork process..." on a second SIGTERM) are JSON lines like
     the worker processes': the CLI's ``--skip-logging`` leaves this process without a handler.
 
-    It ends when the Dramatiq process that forked it is gone (killed): left running, it would hold the
-    port, and the pool started in its place could not serve its metrics."""
+    It ends when the Dramatiq process that forked it is gone (``workers.orphans``)."""
     parent = os.getppid()
     settings = Settings()
     logs.configure(settings.log_level)
@@ -102,6 +98,5 @@ def serve_worker_metrics() -> int:
         extra = {"action": "worker_metrics_unavailable", "port": settings.worker_metrics_port, "error": str(exc)}
         logging.getLogger(__name__).error("worker metrics cannot be served", extra=extra)
         return 1
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
+    wait_until_orphaned(parent)
     return 0
