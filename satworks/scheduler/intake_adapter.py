@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from satworks.db import apps as apps_db
-from satworks.errors import Conflict, InvalidPayload
+from satworks.errors import Conflict, DependencyUnavailable, InvalidPayload
 from satworks.intake.resources import Intake, open_intake
 from satworks.jobs.base import Priority
 from satworks.jobs.request import JobIn
@@ -66,12 +66,19 @@ class IntakeSubmit:
         except ValidationError as exc:  # a task registry entry the intake refuses: a bug, not a retry
             raise InvalidPayload(f"task {task!r} submits an invalid job: {exc}") from exc
         app_id, key = self.app_id(), run_key(task, fire_at)
-        intake = self._intake.result(timeout=SUBMIT_TIMEOUT_S)
-        call = asyncio.run_coroutine_threadsafe(intake.jobs.submit(app_id, spec, key, internal=True), self._loop)
         try:
+            intake = self._intake.result(timeout=SUBMIT_TIMEOUT_S)
+            call = asyncio.run_coroutine_threadsafe(intake.jobs.submit(app_id, spec, key, internal=True), self._loop)
             job, replayed = call.result(timeout=SUBMIT_TIMEOUT_S)
         except Conflict as exc:  # the slot's job exists with another body (the task changed): it ran
             return Submitted(uuid.UUID(exc.details["job_id"]), created=False)
+        except TimeoutError as exc:
+            # A call with no deadline of its own (a wedged RabbitMQ, a TLS Redis): a failed slot like any
+            # other, counted and logged by the service. Left to finish, the submission may still record
+            # the slot's job; its run key makes any later submission of the slot a replay.
+            raise DependencyUnavailable(
+                f"the intake did not answer within {SUBMIT_TIMEOUT_S:g} s", details={"dependency": "intake"}
+            ) from exc
         return Submitted(job.id, created=not replayed)
 
     def close(self) -> None:

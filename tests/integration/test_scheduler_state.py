@@ -7,6 +7,7 @@ job store would turn the second submission into the first job.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from prometheus_client import CollectorRegistry
 
 from satworks import clock
 from satworks.broker.build import build_broker
+from satworks.errors import DependencyUnavailable
 from satworks.metrics.scheduler import SchedulerMetrics
+from satworks.scheduler import intake_adapter
 from satworks.scheduler.intake_adapter import IntakeSubmit
 from satworks.scheduler.service import SchedulerService, scheduler_engine
 from satworks.scheduler.submit import Submitted, run_key
@@ -189,3 +192,27 @@ def test_finished_runs_give_last_success_and_canary_latency(harness: Harness) ->
         worker.stop()
     done = [r for r in runs(harness.settings) if r["status"] is not None]
     assert done and all(r["status"] == "succeeded" and r["attempts"] == 1 for r in done)
+
+
+def test_a_submission_the_intake_never_answers_is_a_counted_failed_slot(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker call without a deadline of its own (a wedged RabbitMQ) must not end in an uncounted
+    TimeoutError inside APScheduler."""
+    monkeypatch.setattr(intake_adapter, "SUBMIT_TIMEOUT_S", 0.5)
+    intake = harness.submit.inner._intake.result(timeout=30)
+
+    async def never_answers(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(intake.jobs, "submit", never_answers)
+    with pytest.raises(DependencyUnavailable, match=r"did not answer within 0\.5 s"):
+        harness.submit.submit("canary", clock.utcnow(), job_type="canary", payload={}, priority=None)
+    with harness.service():
+        failures = {"task": "canary"}
+        wait_until(
+            lambda: (harness.registry.get_sample_value("satworks_schedule_submit_failures_total", failures) or 0) >= 1,
+            timeout_s=15,
+            what="a failed slot counted",
+        )
+    assert runs(harness.settings) == []
