@@ -133,15 +133,14 @@ async def test_a_pool_killed_at_its_root_leaves_no_orphans_and_lets_the_next_one
     async def let_go() -> bool:
         return not _listening(port)
 
-    await eventually(serving, what="the first pool's metrics")
-    assert first.proc is not None
-    os.kill(first.proc.pid, signal.SIGKILL)  # the Dramatiq process alone: its forks are orphaned
-    first.proc.wait(timeout=10)
-
     async def orphans_gone() -> bool:
         return subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).returncode == 1
 
-    pgid = first.proc.pid
+    await eventually(serving, what="the first pool's metrics")
+    assert first.proc is not None
+    pgid = first.proc.pid  # the pool's session: the Dramatiq process and its forks
+    os.kill(pgid, signal.SIGKILL)  # the Dramatiq process alone: its forks are orphaned
+    first.proc.wait(timeout=10)
     try:
         await eventually(let_go, timeout_s=10, what="the orphaned metrics process to let go of the port")
         # The orphaned worker processes stop too: left running, they would take jobs outside any pool.
