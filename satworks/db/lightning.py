@@ -183,9 +183,10 @@ def record_created(
 
 
 def apply_invoice(
-    conn: Connection, payment_id: uuid.UUID, invoice: LndInvoice, read_at: datetime
+    conn: Connection, payment_id: uuid.UUID, invoice: LndInvoice, read_at: datetime, answered_at: datetime
 ) -> InvoiceVerdict | None:
-    """Decide from ``invoice`` (just read from lnd at ``read_at``) and persist, under the request's row
+    """Decide from ``invoice`` (read from lnd: asked at ``read_at``, answered by ``answered_at``) and
+    persist, under the request's row
     lock: status, amounts, audit row and app events together. None for a request without an invoice
     yet, or another one's invoice (refused: a check must read its own)."""
     row = conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id).with_for_update()).first()
@@ -205,6 +206,7 @@ def apply_invoice(
         received_msat=row.received_msat or 0,
         read_at=read_at,
         node_expires_at=invoice.expires_at,
+        answered_at=answered_at,
     )
     check_transition(current, verdict.status)
     conn.execute(

@@ -179,8 +179,9 @@ def check(res: LightningResources, payment_id: str, seq: int | None = None) -> N
         read_at = clock.utcnow()
         with res.lnd.use() as lnd:
             invoice = lnd.lookup_invoice(payment_hash)
+        answered_at = clock.utcnow()
         with db_errors(), res.engine.begin() as conn:
-            verdict = store.apply_invoice(conn, pid, invoice, read_at)
+            verdict = store.apply_invoice(conn, pid, invoice, read_at, answered_at)
             follow_up = seq is not None and claim_check(conn, pid, seq)
         moved = verdict is not None and verdict.status != payment.status
         res.metrics.calls.labels("check", "changed" if moved else "unchanged").inc()
@@ -230,10 +231,11 @@ def sweep(res: LightningResources) -> dict[str, int]:
                         )
                         continue
                 read.append((item, invoice))
+        answered_at = clock.utcnow()
         due = read_at - timedelta(seconds=1)
         for item, invoice in read:
             if (invoice.state, invoice.amt_paid_msat) != (item.state, item.amt_paid_msat) or item.expires_at <= due:
-                store.apply_invoice(conn, item.payment_id, invoice, read_at)
+                store.apply_invoice(conn, item.payment_id, invoice, read_at, answered_at)
                 counts["applied"] += 1
         res.metrics.calls.labels("sweep", "changed" if counts["applied"] else "unchanged").inc()
     return counts

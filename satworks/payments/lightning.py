@@ -42,10 +42,14 @@ def decide(
     received_msat: int,
     read_at: datetime,
     node_expires_at: datetime | None = None,
+    answered_at: datetime | None = None,
 ) -> InvoiceVerdict:
     """The request's next status, given its current one (with ``received_msat`` so far) and the invoice
     read at ``read_at``. ``node_expires_at`` is the invoice's own expiry on lnd (its creation time plus
-    its expiry), which may fall up to a second or so before ``expires_at``: lnd cancels it then."""
+    its expiry), which may fall up to a second or so before ``expires_at``: lnd cancels it then.
+    ``answered_at``: when lnd's answer came (default ``read_at``). A cancel seen in it happened before
+    then, so it is lnd's own at the expiry if that had come by ``answered_at``: a check due at the expiry
+    reads the node just before it and often gets the answer just after."""
     amount_msat = sat_to_msat(amount_sat)
     held = amt_paid_msat if state in (InvoiceState.SETTLED, InvoiceState.ACCEPTED) else 0
     # lnd stamps invoices in whole seconds: the second of expires_at is still in time.
@@ -67,7 +71,7 @@ def decide(
     if state == InvoiceState.ACCEPTED:
         return verdict(PaymentStatus.PROCESSING, _amount_exception(held, amount_msat))
     if state == InvoiceState.CANCELED:
-        at_expiry = expired or (node_expires_at is not None and read_at >= node_expires_at)
+        at_expiry = expired or (node_expires_at is not None and (answered_at or read_at) >= node_expires_at)
         reason = "the invoice expired unpaid" if at_expiry else "the invoice was canceled on the node"
         return verdict(PaymentStatus.EXPIRED, None, reason)
     # OPEN (again, for a held payment whose HTLCs were released)

@@ -23,6 +23,7 @@ def read(
     at: datetime = BEFORE,
     node_expires_at: datetime | None = EXPIRES,
     amount_sat: int = 1_000,
+    answered: datetime | None = None,
 ) -> tuple[PaymentStatus, ExceptionStatus | None, int, int, str | None]:
     verdict = decide(
         status,
@@ -34,6 +35,7 @@ def read(
         received_msat=0,
         read_at=at,
         node_expires_at=node_expires_at,
+        answered_at=answered,
     )
     return verdict.status, verdict.exception_status, verdict.received_sat, verdict.received_msat, verdict.reason
 
@@ -76,6 +78,19 @@ def test_a_cancel_at_lnds_own_expiry_is_an_expiry_and_an_earlier_one_is_said_so(
     assert at_node_expiry[0::4] == (PaymentStatus.EXPIRED, "the invoice expired unpaid")
     canceled = read(InvoiceState.CANCELED, at=BEFORE - timedelta(minutes=1))
     assert canceled[0::4] == (PaymentStatus.EXPIRED, "the invoice was canceled on the node")
+
+
+def test_a_cancel_seen_in_an_answer_that_came_after_the_expiry_is_the_expiry() -> None:
+    # The check due at the expiry asked just before it; lnd canceled the invoice before answering.
+    asked = BEFORE - timedelta(milliseconds=30)
+    late_answer = read(
+        InvoiceState.CANCELED, at=asked, node_expires_at=BEFORE, answered=BEFORE + timedelta(milliseconds=5)
+    )
+    assert late_answer[0::4] == (PaymentStatus.EXPIRED, "the invoice expired unpaid")
+    early_answer = read(
+        InvoiceState.CANCELED, at=asked, node_expires_at=BEFORE, answered=asked + timedelta(milliseconds=5)
+    )
+    assert early_answer[0::4] == (PaymentStatus.EXPIRED, "the invoice was canceled on the node")
 
 
 def test_a_settlement_after_we_expired_the_request_stays_visible_as_paid_late() -> None:
