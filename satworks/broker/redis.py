@@ -135,24 +135,31 @@ class SatworksRedisBroker(RedisBroker):
         return script
 
     def _enqueue_args(self, items: Sequence[Delayed]) -> tuple[list[Any], list[Delayed]]:
-        """``ENQUEUE_MANY``'s arguments (after each message's ``before_enqueue`` hooks) and the messages."""
+        """``ENQUEUE_MANY``'s arguments (after each message's ``before_enqueue`` hooks) and the messages.
+
+        Each message is sent as Dramatiq sends it: a copy with its Redis id (and, delayed, its delay
+        queue and ``eta``). Without middleware hooks to hand the copies to, the copy is encoded without
+        being built (``_encode``): the same bytes, a third of the cost."""
         now = clock.unix_ms()
-        encode = _encode if type(dramatiq.get_encoder()) is dramatiq.JSONEncoder else _dramatiq_encode
+        fast = type(dramatiq.get_encoder()) is dramatiq.JSONEncoder
         args: list[Any] = [now, self.broker_id]
         sent: list[Delayed] = []
-        hooked = _hooked(self.middleware, "before_enqueue")
+        before = _hooked(self.middleware, "before_enqueue")
+        copies = before or not fast or _hooked(self.middleware, "after_enqueue")
         for original, delay in items:
             message_id = ids.uuid4_str()
+            options: dict[str, Any]
             if delay is None:
-                message = original.copy(options={"redis_message_id": message_id})
+                queue, options = original.queue_name, {"redis_message_id": message_id}
             else:
-                message = original.copy(
-                    queue_name=dq_name(original.queue_name),
-                    options={"redis_message_id": message_id, "eta": now + delay},
-                )
-            if hooked:
+                queue, options = dq_name(original.queue_name), {"redis_message_id": message_id, "eta": now + delay}
+            if not copies:
+                args += (queue, message_id, _encode(original, queue, options))
+                continue
+            message = original.copy(queue_name=queue, options=options)
+            if before:
                 self.emit_before("enqueue", message, delay)
-            args += (message.queue_name, message_id, encode(message))
+            args += (message.queue_name, message_id, _encode(message) if fast else message.encode())
             sent.append((message, delay))
         return args, sent
 
@@ -235,13 +242,17 @@ def _hooked(middleware: Sequence[Middleware], hook: str) -> bool:
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(dramatiq.Message))
 
 
-def _encode(message: dramatiq.Message[Any]) -> bytes:
-    """What Dramatiq's JSON encoder makes of a message (the same JSON document), several times faster."""
+def _encode(
+    message: dramatiq.Message[Any], queue_name: str | None = None, options: dict[str, Any] | None = None
+) -> bytes:
+    """What Dramatiq's JSON encoder makes of ``message`` (the same JSON document), several times faster;
+    given ``queue_name`` and ``options``, of ``message.copy(queue_name=..., options=...)``."""
+    fields = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
+    if queue_name is not None:
+        fields["queue_name"] = queue_name
+    if options is not None:
+        fields["options"] = {**message.options, **options}
     try:
-        return orjson.dumps({name: getattr(message, name) for name in _MESSAGE_FIELDS})
+        return orjson.dumps(fields)
     except TypeError:  # something orjson does not take (e.g. a huge integer): Dramatiq's own encoder
-        return message.encode()
-
-
-def _dramatiq_encode(message: dramatiq.Message[Any]) -> bytes:
-    return message.encode()
+        return dramatiq.get_encoder().encode(fields)

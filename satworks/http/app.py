@@ -59,7 +59,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
     def count_enqueued(jobs: Sequence[NewJob]) -> None:
         for job in jobs:
-            metrics.enqueued.labels(job.type, job.queue.removeprefix(settings.queue_prefix)).inc()
+            metrics.enqueued_child(job.type, job.queue.removeprefix(settings.queue_prefix)).inc()
 
     metrics.processes.set(1)
     async with open_intake(settings, on_enqueued=count_enqueued) as intake:

@@ -39,6 +39,7 @@ class _Cached:
     key: AppKey
     key_hash: str
     expires: float
+    subject: str  # the app's rate-limit subject, formatted once per read rather than per request
 
 
 class Authenticator:
@@ -67,14 +68,15 @@ class Authenticator:
         parts = apps_db.split_key(token.strip()) if scheme.lower() == "bearer" else None
         if parts is not None and (left := self.failures.blocked(f"key:{parts[0]}")) is not None:
             raise RateLimited("too many failed authentication attempts with this key", retry_after_s=left)
-        key = await self._resolve(*parts) if parts is not None else None
-        if key is None:
+        cached = await self._resolve(*parts) if parts is not None else None
+        if cached is None:
             subjects = [f"addr:{self.client_address(request)}"] + ([f"key:{parts[0]}"] if parts else [])
             await self.refuse(request, "missing key" if not scheme else "invalid key", *subjects)
             raise Unauthorized(_problem(scheme, parts is not None))
+        key = cached.key
         if scope not in key.scopes:
             raise Forbidden(f"this key lacks the {scope!r} scope")
-        await self._limiter.hit(f"app:{key.app_id}", key.rate_limit_per_minute or self._default_rate_limit)
+        await self._limiter.hit(cached.subject, key.rate_limit_per_minute or self._default_rate_limit)
         return key
 
     async def refuse(self, request: web.Request, reason: str, subject: str, *more: str) -> None:
@@ -86,13 +88,13 @@ class Authenticator:
             await audit_db.record_failed_auth(self._engine, self.client_address(request), reason)
         await self.failures.failed(subject, *more)
 
-    async def _resolve(self, key_id: str, secret: str) -> AppKey | None:
+    async def _resolve(self, key_id: str, secret: str) -> _Cached | None:
         cached = self._cache.get(key_id)
         if cached is None or cached.expires < time.monotonic():
             cached = await self._load(key_id)
         if cached is None or not apps_db.verify(secret, cached.key_hash):
             return None
-        return cached.key
+        return cached
 
     async def _load(self, key_id: str) -> _Cached | None:
         """The key read from the database, once for all the requests that wait for it."""
@@ -112,7 +114,7 @@ class Authenticator:
         if stored is None:
             self._cache.pop(key_id, None)
             return None
-        cached = _Cached(stored.key, stored.key_hash, time.monotonic() + self._ttl)
+        cached = _Cached(stored.key, stored.key_hash, time.monotonic() + self._ttl, f"app:{stored.key.app_id}")
         self._cache[key_id] = cached
         return cached
 

@@ -96,13 +96,14 @@ class IntakeBatcher:
         self._to_mark: list[uuid.UUID] = []
         self._marking: asyncio.Task[None] | None = None
 
-    async def submit(self, job: NewJob, delay_ms: int | None) -> tuple[JobRecord, bool]:
-        """Record and enqueue one job; returns ``(job, replayed)``. ``replayed``: an earlier job with
-        the same idempotency key. Raises ``Conflict`` when that key came with a different body."""
+    def submit(self, job: NewJob, delay_ms: int | None) -> asyncio.Future[tuple[JobRecord, bool]]:
+        """Record and enqueue one job; the future's result is ``(job, replayed)``. ``replayed``: an
+        earlier job with the same idempotency key. Raises ``Conflict`` when that key came with a
+        different body. A future, not a coroutine: one frame less to step through per request."""
         submission = Submission(job, delay_ms, asyncio.get_running_loop())
         self._pending.append(submission)
         self._wakeup.set()
-        return await submission.future
+        return submission.future
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="intake-batcher")

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from satworks import clock, ids
@@ -61,14 +62,16 @@ def job_row(
     priority = spec.priority or job_type.default_priority
     max_retries = job_type.max_retries if spec.max_retries is None else spec.max_retries
     stored = payload.model_dump(mode="json")
-    schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
-    canonical = _CANONICAL.encode([spec.type, stored, priority, max_retries, schedule])
-    # Postgres text and jsonb cannot hold U+0000: refused here, it is this request's 422 rather than a
-    # failed INSERT for every request that shares its batch.
-    if "u0000" in canonical and _NUL_ESCAPE.search(canonical):
-        raise ValidationFailed("the payload must not contain U+0000", details=[{"loc": ["payload"]}])
-    if idempotency_key is not None:
+    if idempotency_key is None:
+        # The hash is read only to tell a replay of a key from a reuse: without a key, nothing to compare.
+        request_hash = ""
+        _refuse_nul(_as_json(stored))
+    else:
+        schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
+        canonical = _CANONICAL.encode([spec.type, stored, priority, max_retries, schedule])
+        _refuse_nul(canonical)
         idempotency.check(idempotency_key)
+        request_hash = hashlib.sha256(canonical.encode()).hexdigest()
     job = NewJob(
         id=ids.uuid4(),
         app_id=app_id,
@@ -79,8 +82,22 @@ def job_row(
         payload=stored,
         max_retries=max_retries,
         idempotency_key=idempotency_key,
-        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+        request_hash=request_hash,
         created_at=now,
         scheduled_for=scheduled_for if delay_ms > 0 else None,
     )
     return job, (delay_ms if delay_ms > 0 else None)
+
+
+def _as_json(stored: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(stored).decode()
+    except TypeError:  # what orjson does not take (an integer beyond 64 bits): the stdlib's encoder does
+        return _CANONICAL.encode(stored)
+
+
+def _refuse_nul(document: str) -> None:
+    """Postgres text and jsonb cannot hold U+0000: refused here, it is this request's 422 rather than a
+    failed INSERT for every request that shares its batch. ``document``: JSON, as both encoders escape it."""
+    if "u0000" in document and _NUL_ESCAPE.search(document):
+        raise ValidationFailed("the payload must not contain U+0000", details=[{"loc": ["payload"]}])

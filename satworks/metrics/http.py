@@ -4,7 +4,8 @@ and histograms are summed over the processes, gauges read at scrape time keep th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -28,6 +29,28 @@ class HttpMetrics:
     connections_refused: Counter
     request_timeouts: Counter
     head_timeouts: Counter
+    # Labelled children met so far: ``labels()`` takes a lock and builds a key on every call, while the
+    # sets of (route, method, status) and (job type, queue) are small.
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def request_children(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The ``requests`` and ``latency`` children of a request's labels."""
+        key = ("request", route, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        return found
+
+    def enqueued_child(self, job_type: str, queue: str) -> Counter:
+        """The ``enqueued`` child of a job type and a queue (without the deployment's prefix)."""
+        key = ("enqueued", job_type, queue)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = self.enqueued.labels(job_type, queue)
+        return found
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:

@@ -191,7 +191,7 @@ async def test_a_replay_of_a_key_in_flight_waits_for_its_original_batch_and_neve
     replay = new_row(app_id, prefix, key="k", payload={"note": "x"})  # the same request again, as the intake sees it
     other = new_row(app_id, prefix)
 
-    first = asyncio.create_task(batcher.submit(original, None))
+    first = batcher.submit(original, None)
     assert await asyncio.to_thread(broker.holding.wait, 30), "the original batch never reached the broker"
     # The original row is committed and its message held: the next batch finds the key taken, and its
     # other job's enqueue lets the held message go (refused or not).

@@ -17,10 +17,8 @@ from satworks.scheduler.tasks import TASKS
 APP = uuid.uuid4()
 
 
-def row(**body: object) -> tuple[NewJob, int | None]:
-    return job_row(
-        JobIn.model_validate({"type": "canary", **body}), app_id=APP, idempotency_key=None, queue_prefix="p_"
-    )
+def row(key: str | None = None, **body: object) -> tuple[NewJob, int | None]:
+    return job_row(JobIn.model_validate({"type": "canary", **body}), app_id=APP, idempotency_key=key, queue_prefix="p_")
 
 
 def test_priorities_map_to_prefixed_queues() -> None:
@@ -41,9 +39,15 @@ def test_run_at_in_the_past_is_queued_now() -> None:
 
 
 def test_request_hash_depends_on_the_body_not_the_time() -> None:
-    assert row(payload={"note": "a"})[0].request_hash == row(payload={"note": "a"})[0].request_hash
-    assert row(payload={"note": "a"})[0].request_hash != row(payload={"note": "b"})[0].request_hash
-    assert row()[0].request_hash != row(priority="high")[0].request_hash
+    assert row("k", payload={"note": "a"})[0].request_hash == row("k", payload={"note": "a"})[0].request_hash
+    assert row("k", payload={"note": "a"})[0].request_hash != row("k", payload={"note": "b"})[0].request_hash
+    assert row("k")[0].request_hash != row("k", priority="high")[0].request_hash
+    assert len(row("k")[0].request_hash) == 64
+
+
+def test_a_job_without_an_idempotency_key_has_no_request_hash() -> None:
+    # Nothing can replay it, so nothing would ever compare the hash.
+    assert row()[0].request_hash == ""
 
 
 def test_unknown_type_and_bad_payload_are_rejected() -> None:
@@ -71,10 +75,11 @@ def test_naive_run_at_is_refused() -> None:
         JobIn.model_validate({"type": "canary", "run_at": "2030-01-01T00:00:00"})
 
 
+@pytest.mark.parametrize("key", [None, "k"])
 @pytest.mark.parametrize("note", ["\x00", "a\x00b", "\\\x00"])
-def test_u0000_in_the_payload_is_refused_before_it_can_spoil_a_batch(note: str) -> None:
+def test_u0000_in_the_payload_is_refused_before_it_can_spoil_a_batch(note: str, key: str | None) -> None:
     with pytest.raises(ValidationFailed, match="U\\+0000") as caught:
-        row(payload={"note": note})
+        row(key, payload={"note": note})
     assert caught.value.details == [{"loc": ["payload"]}]
 
 
@@ -84,6 +89,7 @@ def test_u0000_in_the_idempotency_key_is_refused() -> None:
     assert caught.value.details == [{"loc": ["idempotency_key"]}]
 
 
+@pytest.mark.parametrize("key", [None, "k"])
 @pytest.mark.parametrize("note", ["\\u0000", "\\\\u0000", "u0000"])
-def test_text_that_only_spells_u0000_is_accepted(note: str) -> None:
-    assert row(payload={"note": note})[0].payload["note"] == note
+def test_text_that_only_spells_u0000_is_accepted(note: str, key: str | None) -> None:
+    assert row(key, payload={"note": note})[0].payload["note"] == note
