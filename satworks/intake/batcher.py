@@ -178,18 +178,21 @@ class IntakeBatcher:
         """Hand the fresh rows to the broker, then answer every request of the batch."""
         try:
             fresh, inserted = written.fresh, written.inserted
+            refused: BaseException | None = None
             try:
                 if fresh:
                     await self._enqueue(fresh)
             except BaseException as exc:
                 written.done.set_result(False)
+                refused = exc
                 _fail(fresh, exc)
                 if not isinstance(exc, Exception):
                     raise
             else:
                 written.done.set_result(True)
                 for sub in fresh:
-                    sub.future.set_result((sub.job.stored(inserted[sub.job.id]), False))
+                    if not sub.future.done():  # done: its caller gave up (cancelled); the job stands
+                        sub.future.set_result((sub.job.stored(inserted[sub.job.id]), False))
                 if fresh:
                     self._mark_enqueued_later([s.job.id for s in fresh])
             finally:
@@ -206,12 +209,13 @@ class IntakeBatcher:
             for sub, first in written.repeats:
                 # A repeat is compared with the job its key belongs to, not with the first request's
                 # answer: behind a first request that conflicts with the stored job, an equal body replays.
+                # The first request's own outcome, not its future: its caller may have given up.
                 if id(first) in owners:
                     self._answer_replay(sub, owners[id(first)])
-                elif first.future.exception() is not None:
-                    sub.future.set_exception(first.future.exception())  # type: ignore[arg-type]
+                elif refused is not None:
+                    _fail([sub], refused)
                 else:
-                    self._answer_replay(sub, first.future.result()[0])
+                    self._answer_replay(sub, first.job.stored(inserted[first.job.id]))
         except BaseException as exc:  # the batch's boundary: nobody is left waiting
             _fail(batch, exc)
             if not written.done.done():
@@ -224,6 +228,8 @@ class IntakeBatcher:
             self._slots.release()
 
     def _answer_replay(self, sub: Submission, job: JobRecord | None) -> None:
+        if sub.future.done():  # its caller gave up
+            return
         if job is None:  # the conflicting row vanished (its own batch was rolled back): try again
             sub.future.set_exception(DependencyUnavailable("concurrent request failed, retry"))
             return

@@ -215,6 +215,29 @@ async def test_a_replay_of_a_key_in_flight_waits_for_its_original_batch_and_neve
         assert [r["id"] for r in rows_with_key(db, app_id, "k")] == [original.id]
 
 
+async def test_a_caller_that_gives_up_mid_batch_leaves_its_batch_mates_answered_and_its_job_stored(
+    start_batcher: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    # A handler cancelled while its batch is on its way to the broker (a server shutting down, a client
+    # gone with handler cancellation on) must not fail the requests that share the batch.
+    broker = declared(HoldingBroker(refuse_first=False), prefix)
+    batcher = start_batcher(broker)
+    rows = [new_row(app_id, prefix), new_row(app_id, prefix, key="k"), new_row(app_id, prefix)]
+    repeat = new_row(app_id, prefix, key="k")  # the same request again, in the same batch
+    waiting = [batcher.submit(row, None) for row in [*rows, repeat]]
+    assert await asyncio.to_thread(broker.holding.wait, 30), "the batch never reached the broker"
+
+    waiting[1].cancel()  # the second caller gives up while its row is committed and its message held
+    await submit_together(batcher, new_row(app_id, prefix))  # the next batch lets the held one go
+    first, third, repeated = await asyncio.gather(waiting[0], waiting[2], waiting[3], return_exceptions=True)
+
+    assert not any(isinstance(r, BaseException) for r in (first, third, repeated)), (first, third, repeated)
+    assert (first[0].id, third[0].id) == (rows[0].id, rows[2].id)  # type: ignore[index]
+    assert (repeated[0].id, repeated[1]) == (rows[1].id, True)  # type: ignore[index]
+    assert all(read(db, row.id) is not None for row in rows)  # its job is recorded and sent all the same
+    assert str(rows[1].id) in queued_job_ids(broker, prefix + "default")
+
+
 async def test_identical_requests_with_one_key_in_one_batch_store_one_row_and_the_rest_replay_it(
     start_batcher: Any, monkeypatch: pytest.MonkeyPatch, db: Engine, app_id: uuid.UUID, prefix: str
 ) -> None:
