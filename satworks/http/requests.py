@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any, TypeVar
 
+import orjson
+import pydantic_core
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
@@ -99,9 +101,18 @@ def path_uuid(request: web.Request, name: str, *, what: str) -> uuid.UUID:
         raise NotFound(f"no such {what}") from exc
 
 
-def json_response(model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # The serializer's bytes are the body as they are (a str body would go through aiohttp's payload registry).
-    body = model.__pydantic_serializer__.to_json(model)
+def json_response(
+    document: BaseModel | dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """``document``: a model, or a dict of a model's fields with their values (``JobOut.document``)."""
+    # Bytes are the body as they are (a str body would go through aiohttp's payload registry).
+    if isinstance(document, BaseModel):
+        body = document.__pydantic_serializer__.to_json(document)
+    else:
+        try:
+            body = orjson.dumps(document, option=orjson.OPT_UTC_Z)  # datetimes as pydantic writes them
+        except TypeError:  # what orjson does not take (an integer beyond 64 bits): pydantic's serialiser does
+            body = pydantic_core.to_json(document)
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
@@ -111,7 +122,7 @@ def idempotency_key(request: web.Request, body_key: str | None) -> str | None:
     return idempotency.resolve(request.headers.get(idempotency.HEADER), body_key)
 
 
-def accepted(document: BaseModel, location: str, *, replayed: bool) -> web.Response:
+def accepted(document: BaseModel | dict[str, Any], location: str, *, replayed: bool) -> web.Response:
     """202 for something created (or replayed: ``Idempotent-Replayed: true``), with its ``Location``."""
     headers = {"Location": location}
     if replayed:

@@ -52,7 +52,7 @@ async def requeue_dead_letter(request: web.Request) -> web.Response:
     job = await request.app[ctx.INTAKE].dead_letters.requeue(
         job_id, actor=admin.name, client_address=auth.client_address(request)
     )
-    return json_response(JobOut.from_record(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix), status=202)
+    return json_response(JobOut.document(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix), status=202)
 
 
 async def requeue_dead_letters(request: web.Request) -> web.Response:

@@ -27,9 +27,7 @@ async def create_job(request: web.Request) -> web.Response:
     spec = validate(JobIn, await json_body(request, max_bytes=settings.max_body_bytes), what="job request")
     key = idempotency_key(request, spec.idempotency_key)
     job, replayed = await request.app[ctx.INTAKE].jobs.submit(app.app_id, spec, key)
-    return accepted(
-        JobOut.from_record(job, queue_prefix=settings.queue_prefix), f"/v1/jobs/{job.id}", replayed=replayed
-    )
+    return accepted(JobOut.document(job, queue_prefix=settings.queue_prefix), f"/v1/jobs/{job.id}", replayed=replayed)
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -37,7 +35,7 @@ async def get_job(request: web.Request) -> web.Response:
     job = await jobs_db.get(request.app[ctx.ENGINE], app.app_id, path_uuid(request, "id", what="job"))
     if job is None:
         raise NotFound("no such job")
-    return json_response(JobOut.from_record(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix))
+    return json_response(JobOut.document(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -52,14 +50,14 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit=query.limit,
     )
     prefix = request.app[ctx.SETTINGS].queue_prefix
-    items = [JobOut.from_record(job, queue_prefix=prefix) for job in page.items]
-    return json_response(JobList(items=items, next_cursor=next_cursor(page)))
+    items = [JobOut.document(job, queue_prefix=prefix) for job in page.items]
+    return json_response({"items": items, "next_cursor": next_cursor(page)})  # JobList
 
 
 async def cancel_job(request: web.Request) -> web.Response:
     app = await request.app[ctx.AUTH].authenticate(request, "jobs")
     job = await jobs_db.cancel(request.app[ctx.ENGINE], app.app_id, path_uuid(request, "id", what="job"))
-    return json_response(JobOut.from_record(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix))
+    return json_response(JobOut.document(job, queue_prefix=request.app[ctx.SETTINGS].queue_prefix))
 
 
 _ERRORS = (401, 403, 404, 429, 503)
