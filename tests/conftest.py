@@ -35,6 +35,18 @@ def _ident(worker_id: str, run_id: str) -> str:
     return run_id[:6] + (worker_id.replace("gw", "w") if worker_id != "master" else "m")
 
 
+@pytest.fixture
+def redis_namespace() -> Iterator[str]:
+    """A key namespace of its own on the tests' Redis, for a broker a test builds itself; its keys go at the end."""
+    ns = f"ns{uuid.uuid4().hex[:10]}"
+    yield ns
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{ns}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def base_settings(worker_id: str, testrun_uid: str) -> Iterator[Settings]:
     ident = _ident(worker_id, testrun_uid)

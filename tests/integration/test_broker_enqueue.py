@@ -6,12 +6,10 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
 import pytest
-import redis
 from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware
 
@@ -37,17 +35,6 @@ class SeesEnqueues(Middleware):
         self.after.append(message)
 
 
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"enq{uuid.uuid4().hex[:10]}"
-    yield ns
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{ns}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def stored(broker: SatworksRedisBroker, queue: str, message_id: str) -> bytes:
     data = broker.client.hget(f"{broker.namespace}:{queue}.msgs", message_id)
     assert isinstance(data, bytes)
@@ -56,12 +43,12 @@ def stored(broker: SatworksRedisBroker, queue: str, message_id: str) -> bytes:
 
 @pytest.mark.parametrize("hooked", [False, True], ids=["no hooks", "enqueue hooks"])
 def test_a_batch_is_stored_as_dramatiq_encodes_each_sent_copy(
-    namespace: str, monkeypatch: pytest.MonkeyPatch, hooked: bool
+    redis_namespace: str, monkeypatch: pytest.MonkeyPatch, hooked: bool
 ) -> None:
     counter = itertools.count()
     monkeypatch.setattr(ids, "uuid4_str", lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
     monkeypatch.setattr(clock, "unix_ms", lambda: NOW_MS)
-    broker = SatworksRedisBroker(url=REDIS_URL, namespace=namespace)
+    broker = SatworksRedisBroker(url=REDIS_URL, namespace=redis_namespace)
     seen = SeesEnqueues()
     if hooked:
         broker.add_middleware(seen)

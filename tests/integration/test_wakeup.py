@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,23 +42,12 @@ class CountingConnection(redis.Connection):
 
 
 @pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"wk{uuid.uuid4().hex[:10]}"
-    yield ns
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{ns}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture
-def make_broker(namespace: str) -> Iterator[Callable[..., SatworksRedisBroker]]:
+def make_broker(redis_namespace: str) -> Iterator[Callable[..., SatworksRedisBroker]]:
     """Brokers on one namespace: each stands for one worker process (its own broker id)."""
     made: list[SatworksRedisBroker] = []
 
     def make(**kwargs: Any) -> SatworksRedisBroker:
-        broker = SatworksRedisBroker(url=REDIS_URL, namespace=namespace, **kwargs)
+        broker = SatworksRedisBroker(url=REDIS_URL, namespace=redis_namespace, **kwargs)
         broker.declare_queue(QUEUE)
         made.append(broker)
         return broker
@@ -191,7 +179,7 @@ def test_one_message_wakes_one_of_several_idle_consumers(make_broker: Callable[.
 
 
 def test_a_consumer_that_gets_busy_ends_its_armed_wait_so_the_next_token_wakes_one_that_waits(
-    make_broker: Callable[..., SatworksRedisBroker], namespace: str
+    make_broker: Callable[..., SatworksRedisBroker], redis_namespace: str
 ) -> None:
     # Prefetch 1: once busy, the first consumer fetches nothing more, so the second message can only
     # reach the second consumer, through its token.
@@ -200,7 +188,7 @@ def test_a_consumer_that_gets_busy_ends_its_armed_wait_so_the_next_token_wakes_o
     wait_until(lambda: busy.idle_since is not None, what="the first consumer waiting")  # armed first
     pulling_idle = Pulling(idle)
     pulling_idle.wait_idle()
-    plain = RedisBroker(url=REDIS_URL, namespace=namespace)  # type: ignore[no-untyped-call]
+    plain = RedisBroker(url=REDIS_URL, namespace=redis_namespace)  # type: ignore[no-untyped-call]
     tokenless = plain.enqueue(message())  # found by the first consumer's periodic fetch, armed BLPOP and all
     wait_until(lambda: busy.fetched_after[IDLE] == 1, what="the periodic fetch")
 
@@ -243,10 +231,10 @@ def test_tokens_left_by_messages_already_taken_are_dropped_after_one_empty_fetch
 
 
 def test_an_idle_consumer_sends_one_fetch_per_worker_timeout_and_its_wait_costs_no_commands(
-    namespace: str,
+    redis_namespace: str,
 ) -> None:
     pool = redis.ConnectionPool.from_url(REDIS_URL, connection_class=CountingConnection)
-    broker = SatworksRedisBroker(client=redis.Redis(connection_pool=pool), namespace=namespace)
+    broker = SatworksRedisBroker(client=redis.Redis(connection_pool=pool), namespace=redis_namespace)
     broker.declare_queue(QUEUE)
     consumer = consume(broker, timeout_ms=100)
     Pulling(consumer, calls=2).join()  # both connections made (fetches, BLPOP), the BLPOP armed
@@ -260,9 +248,9 @@ def test_an_idle_consumer_sends_one_fetch_per_worker_timeout_and_its_wait_costs_
 
 
 def test_a_message_sent_by_plain_dramatiq_is_found_by_the_periodic_fetch(
-    broker: SatworksRedisBroker, namespace: str
+    broker: SatworksRedisBroker, redis_namespace: str
 ) -> None:
-    plain = RedisBroker(url=REDIS_URL, namespace=namespace)  # type: ignore[no-untyped-call]
+    plain = RedisBroker(url=REDIS_URL, namespace=redis_namespace)  # type: ignore[no-untyped-call]
     consumer = consume(broker, timeout_ms=200)
     pulling = Pulling(consumer, calls=10)
     pulling.wait_idle()
