@@ -186,9 +186,8 @@ def apply_invoice(
     conn: Connection, payment_id: uuid.UUID, invoice: LndInvoice, read_at: datetime, answered_at: datetime
 ) -> InvoiceVerdict | None:
     """Decide from ``invoice`` (read from lnd: asked at ``read_at``, answered by ``answered_at``) and
-    persist, under the request's row
-    lock: status, amounts, audit row and app events together. None for a request without an invoice
-    yet, or another one's invoice (refused: a check must read its own)."""
+    persist, under the request's row lock: status, amounts, audit row and app events together. None for
+    a request without an invoice yet, or another one's invoice (refused: a check must read its own)."""
     row = conn.execute(select(payment_requests).where(payment_requests.c.id == payment_id).with_for_update()).first()
     if row is None or row.method != METHOD or row.payment_hash is None:
         return None

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -213,12 +213,13 @@ def sweep(res: LightningResources) -> dict[str, int]:
         counts["open"] = len(watched)
         if not watched:
             return counts
-        read: list[tuple[store.Watched, LndInvoice]] = []
+        read: list[tuple[store.Watched, LndInvoice, datetime]] = []  # each with the time its answer came
         with res.lnd.use() as lnd:
             pending = _pending(lnd, watched[0].add_index - 1)
+            paged_at = clock.utcnow()
             counts["pending"] = len(pending)
             for item in watched:
-                invoice = pending.get(item.payment_hash)
+                invoice, answered_at = pending.get(item.payment_hash), paged_at
                 if invoice is None:
                     counts["lookups"] += 1
                     try:
@@ -230,10 +231,10 @@ def sweep(res: LightningResources) -> dict[str, int]:
                             extra={"action": "lightning_invoice_missing", "payment_id": str(item.payment_id)},
                         )
                         continue
-                read.append((item, invoice))
-        answered_at = clock.utcnow()
+                    answered_at = clock.utcnow()
+                read.append((item, invoice, answered_at))
         due = read_at - timedelta(seconds=1)
-        for item, invoice in read:
+        for item, invoice, answered_at in read:
             if (invoice.state, invoice.amt_paid_msat) != (item.state, item.amt_paid_msat) or item.expires_at <= due:
                 store.apply_invoice(conn, item.payment_id, invoice, read_at, answered_at)
                 counts["applied"] += 1
