@@ -12,11 +12,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from satworks import clock, ids
-from satworks.db.jobs import NewJob
+from satworks.db.jobs import NewJob, rows_json
 from satworks.errors import ValidationFailed
 from satworks.intake import idempotency
 from satworks.jobs.base import queue_name
@@ -65,7 +64,7 @@ def job_row(
     if idempotency_key is None:
         # The hash is read only to tell a replay of a key from a reuse: without a key, nothing to compare.
         request_hash = ""
-        _refuse_nul(_as_json(stored))
+        _refuse_nul(rows_json([stored]))  # the payload as the batch INSERT will send it
     else:
         schedule = spec.run_at.isoformat() if spec.run_at else spec.delay_seconds
         canonical = _CANONICAL.encode([spec.type, stored, priority, max_retries, schedule])
@@ -89,15 +88,9 @@ def job_row(
     return job, (delay_ms if delay_ms > 0 else None)
 
 
-def _as_json(stored: dict[str, Any]) -> str:
-    try:
-        return orjson.dumps(stored).decode()
-    except TypeError:  # what orjson does not take (an integer beyond 64 bits): the stdlib's encoder does
-        return _CANONICAL.encode(stored)
-
-
 def _refuse_nul(document: str) -> None:
     """Postgres text and jsonb cannot hold U+0000: refused here, it is this request's 422 rather than a
-    failed INSERT for every request that shares its batch. ``document``: JSON, as both encoders escape it."""
+    failed INSERT for every request that shares its batch. ``document``: JSON (every encoder used here
+    writes U+0000 as the escape ``\\u0000``)."""
     if "u0000" in document and _NUL_ESCAPE.search(document):
         raise ValidationFailed("the payload must not contain U+0000", details=[{"loc": ["payload"]}])
