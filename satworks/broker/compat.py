@@ -8,6 +8,8 @@ each use is guarded by a flag computed here from the installed Dramatiq's own sc
 - ``DISPATCH_KNOWN``: the dispatch script takes the arguments ``DISPATCH_ARGV`` in that order, and
   ``_max_unpack_size`` exists. Without it the reaper stays off (Dramatiq's own, random maintenance
   still recovers dead workers, only later).
+- ``ACK_KNOWN``: its ``ack`` removes a message as ``ACK_MANY`` does. Without it deferred acks go
+  through Dramatiq's own script, one call per message in a pipeline (slower, same result).
 - ``ENQUEUE_KNOWN``: its ``enqueue`` writes a message as ``ENQUEUE_MANY`` does. Without it a batch
   goes through Dramatiq's own script, one call per message (slower, same result).
 - ``WAKEUP_KNOWN``: its Redis consumer keeps the state ``satworks.broker.wakeup.WakeupConsumer``
@@ -59,6 +61,18 @@ DISPATCH_KNOWN = (
     and callable(getattr(dramatiq_redis.RedisBroker, "_max_unpack_size", None))
 )
 ENQUEUE_KNOWN = DISPATCH_KNOWN and all(line in _DISPATCH_LUA for line in _ENQUEUE_LINES)
+
+# The lines of the dispatch script that ``ACK_MANY`` (``satworks.broker.redis``) repeats.
+_ACK_LINES = (
+    'redis.call("zadd", heartbeats, timestamp, worker_id)',
+    'local acks = namespace .. ":__acks__." .. worker_id',
+    'local queue_acks = acks .. "." .. queue_name',
+    'local queue_messages = queue_full_name .. ".msgs"',
+    'elseif command == "ack" then',
+    'if redis.call("srem", queue_acks, message_id) > 0 then',
+    'redis.call("hdel", queue_messages, message_id)',
+)
+ACK_KNOWN = DISPATCH_KNOWN and all(line in _DISPATCH_LUA for line in _ACK_LINES)
 
 # What ``WakeupConsumer.__next__`` repeats of ``_RedisConsumer.__next__``, and how ``fetch`` takes messages.
 _CONSUMER_LINES = (

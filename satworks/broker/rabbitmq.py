@@ -13,6 +13,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 
+from satworks.broker.hooks import HookedOnly
 from satworks.broker.messages import ACK_AFTER
 
 
@@ -31,7 +32,7 @@ class DeferringRabbitmqConsumer(_RabbitmqConsumer):
             after(lambda: settle(message))
 
 
-class SatworksRabbitmqBroker(RabbitmqBroker):
+class SatworksRabbitmqBroker(HookedOnly, RabbitmqBroker):
     #: Whether its consumers honour a message's ``ACK_AFTER`` (``satworks.broker.messages``).
     defers_acks = True
 

@@ -15,19 +15,19 @@ import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import dq_name
 from dramatiq.errors import ConnectionClosed
-from dramatiq.middleware import Middleware
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from satworks import clock, ids
-from satworks.broker.compat import DISPATCH_KNOWN, ENQUEUE_KNOWN, WAKEUP_KNOWN
+from satworks.broker.compat import ACK_KNOWN, DISPATCH_KNOWN, ENQUEUE_KNOWN, WAKEUP_KNOWN
+from satworks.broker.hooks import HookedOnly, hooked
 from satworks.broker.messages import Delayed
 from satworks.broker.wakeup import TRIM, WAKE, WAKE_SENT, Settle, WakeupConsumer, WakeupOnShutdown, wake_key
 
 log = logging.getLogger(__name__)
 
 
-class SatworksRedisBroker(RedisBroker):
+class SatworksRedisBroker(HookedOnly, RedisBroker):
     """Dramatiq's Redis broker plus batched enqueue, idle wake-up and on-demand dead-worker recovery.
 
     All use Dramatiq internals, guarded by ``satworks.broker.compat``. Every enqueue (batched or
@@ -121,7 +121,7 @@ class SatworksRedisBroker(RedisBroker):
         self._after_enqueue(sent)
 
     def _after_enqueue(self, sent: list[Delayed]) -> None:
-        if _hooked(self.middleware, "after_enqueue"):
+        if hooked(self.middleware, "after_enqueue"):
             for message, delay in sent:
                 self.emit_after("enqueue", message, delay)
 
@@ -144,8 +144,8 @@ class SatworksRedisBroker(RedisBroker):
         fast = type(dramatiq.get_encoder()) is dramatiq.JSONEncoder
         args: list[Any] = [now, self.broker_id]
         sent: list[Delayed] = []
-        before = _hooked(self.middleware, "before_enqueue")
-        copies = before or not fast or _hooked(self.middleware, "after_enqueue")
+        before = hooked(self.middleware, "before_enqueue")
+        copies = before or not fast or hooked(self.middleware, "after_enqueue")
         for original, delay in items:
             message_id = ids.uuid4_str()
             options: dict[str, Any]
@@ -178,21 +178,38 @@ class SatworksRedisBroker(RedisBroker):
         pipe.execute()
 
     def ack_all(self, acks: Sequence[Callable[[], None]]) -> None:
-        """Deferred acks and nacks (``wakeup.Settle``), as Dramatiq's dispatch script takes them one by
-        one, in one round trip (with a known script; else, like anything else handed here, each alone)."""
+        """Deferred acks and nacks (``wakeup.Settle``) in one round trip: the acks in one ``ACK_MANY``
+        call, the nacks (rare) as Dramatiq's dispatch script takes them, one by one in the same
+        pipeline. Without a known script, each alone, like anything else handed here."""
         if not DISPATCH_KNOWN:
             for ack in acks:
                 ack()
             return
-        dispatch = self.scripts["dispatch"]
-        pipe = self.client.pipeline(transaction=False)
+        acked: list[Any] = []
+        nacked: list[Settle] = []
         for ack in acks:
             if not isinstance(ack, Settle):
                 ack()
-                continue
-            argv = self._dispatch_argv(ack.command, ack.consumer.queue_name, maintenance=False)
-            dispatch(keys=[self.namespace], args=[*argv, ack.message.options["redis_message_id"]], client=pipe)
+            elif ack.command == "ack" and ACK_KNOWN:
+                acked += (ack.consumer.queue_name, ack.message.options["redis_message_id"])
+            else:
+                nacked.append(ack)
         try:
+            if not nacked:  # the usual case: one script call, no pipeline (which checks its scripts first)
+                if acked:
+                    self._script("satworks_ack_many", ACK_MANY)(
+                        keys=[self.namespace], args=[clock.unix_ms(), self.broker_id, *acked]
+                    )
+                return
+            pipe = self.client.pipeline(transaction=False)
+            if acked:
+                self._script("satworks_ack_many", ACK_MANY)(
+                    keys=[self.namespace], args=[clock.unix_ms(), self.broker_id, *acked], client=pipe
+                )
+            dispatch = self.scripts["dispatch"]
+            for settle in nacked:
+                argv = self._dispatch_argv(settle.command, settle.consumer.queue_name, maintenance=False)
+                dispatch(keys=[self.namespace], args=[*argv, settle.message.options["redis_message_id"]], client=pipe)
             pipe.execute()
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
@@ -234,9 +251,21 @@ return (#ARGV - 2) / 3
 )
 
 
-def _hooked(middleware: Sequence[Middleware], hook: str) -> bool:
-    """Whether any middleware does something in ``hook`` (emitting to no-op hooks costs per message)."""
-    return any(getattr(type(m), hook) is not getattr(Middleware, hook) for m in middleware)
+# ``dispatch.lua``'s "ack" command, for many messages in one call: the worker's heartbeat entry, then
+# per message SREM of its id from the worker's ack set of the queue it was fetched from and, if it was
+# there, HDEL from ``<ns>:<queue>.msgs``.
+# ARGV: timestamp, broker id, then (queue name, redis message id) per message.
+ACK_MANY = """
+local namespace = KEYS[1]
+redis.call("zadd", namespace .. ":__heartbeats__", ARGV[1], ARGV[2])
+local acks = namespace .. ":__acks__." .. ARGV[2]
+for i = 3, #ARGV, 2 do
+    if redis.call("srem", acks .. "." .. ARGV[i], ARGV[i + 1]) > 0 then
+        redis.call("hdel", namespace .. ":" .. ARGV[i] .. ".msgs", ARGV[i + 1])
+    end
+end
+return (#ARGV - 2) / 2
+"""
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(dramatiq.Message))
