@@ -271,7 +271,8 @@ def ratio_lines(results: Results) -> list[str]:
     if not (results.raw and results.e2e):
         return []
     steady = results.e2e.steady_jobs_per_s / results.raw.steady_jobs_per_s
+    mid = results.e2e.mid_jobs_per_s / results.raw.mid_jobs_per_s if results.raw.mid_jobs_per_s else 0.0
     return [
         ratio_line("e2e / raw dramatiq jobs/s", results.e2e.jobs_per_s / results.raw.jobs_per_s, E2E_TARGET),
-        f"  (steady-state rates: {steady:.2f})",
+        f"  (steady-state rates: {steady:.2f}; 10-90 %, as scale_out.py: {mid:.2f})",
     ]
