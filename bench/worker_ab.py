@@ -3,9 +3,10 @@
 Back-to-back runs of one tree's ``scale_out.py`` differ by up to ±0.1 in the satworks / raw ratio on a
 2-core VM, more than most changes to the worker move it. This runs each tree's own
 ``bench/scale_out.py --only redis_raw,redis_sw`` in turn (A B, B A, ...) and prints, per round and as
-medians: the ratio (10-90 % rates), satworks' jobs/s, and the CPU per job of the worker processes,
-Postgres and Redis. The worker's ``dramatiq`` command imports from its working directory, the tree's
-root, and ``satworks web`` from ``PYTHONPATH``, set to the tree, so each round runs that tree's code.
+medians: the ratio (10-90 % rates), satworks' jobs/s, its worker's start-up (the command until its first
+claim), and the CPU per job of the worker processes, Postgres and Redis. The worker's Dramatiq process
+imports from its working directory, the tree's root, and ``satworks web`` from ``PYTHONPATH``, set to
+the tree, so each round runs that tree's code.
 
     .venv/bin/python bench/worker_ab.py --tree-a /tmp/base --tree-b . [--rounds 4] [--jobs 30000]
 
@@ -40,7 +41,11 @@ def one_round(tree: Path, jobs: int, out: Path) -> dict[str, float]:
     results: dict[str, Any] = json.loads(out.read_text())["results"]
     raw, ours = results["redis_raw"], results["redis_sw"]
     usage = ours["usage"]
-    figures = {"ratio": ours["mid_jobs_per_s"] / raw["mid_jobs_per_s"], "jobs_per_s": ours["mid_jobs_per_s"]}
+    figures = {
+        "ratio": ours["mid_jobs_per_s"] / raw["mid_jobs_per_s"],
+        "jobs_per_s": ours["mid_jobs_per_s"],
+        "startup_s": ours["seconds"] - ours["steady_seconds"],  # the worker command until its first claim
+    }
     for name, kind in KINDS.items():
         figures[f"{name}_ms"] = usage["cores"][kind] * usage["seconds"] / max(usage["jobs"], 1) * 1e3
     return figures
@@ -58,7 +63,7 @@ def main() -> int:
         if not (tree / "satworks" / "__init__.py").exists() or not (tree / "bench" / "scale_out.py").exists():
             parser.error(f"{tree} holds no satworks package or no bench/scale_out.py")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    columns = ("ratio", "jobs_per_s", "worker_ms", "postgres_ms", "redis_ms")
+    columns = ("ratio", "jobs_per_s", "startup_s", "worker_ms", "postgres_ms", "redis_ms")
     print(f"{'round':<8}{'tree':<6}" + "".join(f"{c:>13}" for c in columns), flush=True)
     with tempfile.TemporaryDirectory(prefix="satworks-worker-ab-") as tmp:
         for round_ in range(args.rounds):
@@ -71,7 +76,8 @@ def main() -> int:
     for name, m in medians.items():
         print(f"{'':<8}{name:<6}" + "".join(f"{m[c]:>13.3f}" for c in columns))
     print(f"{'B / A':<14}" + "".join(f"{medians['B'][c] / medians['A'][c]:>13.2f}" for c in columns))
-    print(f"\nA = {trees['A']}\nB = {trees['B']}\nratio: satworks / raw Dramatiq, 10-90 % rates; *_ms: CPU per job")
+    print(f"\nA = {trees['A']}\nB = {trees['B']}")
+    print("ratio: satworks / raw Dramatiq, 10-90 % rates; startup_s: worker command to first claim; *_ms: CPU per job")
     return 0
 
 
