@@ -16,11 +16,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from dramatiq.errors import BrokerConnectionError
 
+from satworks.workers.pending import Pending
 from satworks.workers.status import STOP, Outcome, take_batch
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class DeferredAcks:
         self._stopping.set()  # acks still retrying against a lost broker give up: redelivered later
         self._thread.join(timeout=2 * self._retry_s)
 
-    def after(self, outcome: Outcome, written: Future[None]) -> Callable[[Ack], None]:
+    def after(self, outcome: Outcome, written: Pending[None]) -> Callable[[Ack], None]:
         """What a broker that defers acks calls with the message's ack (or nack)."""
         return lambda ack: self._inbox.put((outcome, written, ack))
 
@@ -78,7 +78,7 @@ class DeferredAcks:
                 self._settle(outcome, written)
             self._send([ack for *_, ack in batch])
 
-    def _settle(self, outcome: Outcome, written: Future[None]) -> None:
+    def _settle(self, outcome: Outcome, written: Pending[None]) -> None:
         try:
             written.result(timeout=self._wait_s)
             return

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from satworks.db import jobs as q
 from satworks.db.engine import db_errors
 from satworks.errors import DependencyUnavailable
 from satworks.jobs.status import JobStatus
+from satworks.workers.pending import Pending
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class StatusWriter:
     def claim(self, job_id: uuid.UUID, generation: int = 0) -> Claim | None:
         """Mark the job running; ``None`` when it must not run (cancelled, finished, unknown, or its
         ``generation`` is not the message's: the reconciler replaced that message)."""
-        future: Future[Claim | None] = Future()
+        future: Pending[Claim | None] = Pending()
         self._inbox.put(("claim", (job_id, generation), future))
         return future.result(timeout=self._wait_s)
 
@@ -123,15 +123,15 @@ class StatusWriter:
         """Write a run's outcome for a job that is running."""
         self.submit(outcome).result(timeout=self._wait_s)
 
-    def submit(self, outcome: Outcome) -> Future[None]:
+    def submit(self, outcome: Outcome) -> Pending[None]:
         """``record`` without waiting: the future is done once the outcome is committed (or failed)."""
-        future: Future[None] = Future()
+        future: Pending[None] = Pending()
         self._inbox.put(("record", outcome, future))
         return future
 
     def kill(self, outcome: Outcome) -> None:
         """Dead-letter a job that never got to run (age limit): any unfinished state."""
-        future: Future[None] = Future()
+        future: Pending[None] = Pending()
         self._inbox.put(("kill", outcome, future))
         future.result(timeout=self._wait_s)
 
@@ -180,9 +180,9 @@ class StatusWriter:
             pooled.close()
 
     def _flush(self, batch: list[Any]) -> None:
-        claims: list[tuple[tuple[uuid.UUID, int], Future[Claim | None]]] = []
-        records: list[tuple[Outcome, Future[None]]] = []
-        kills: list[tuple[Outcome, Future[None]]] = []
+        claims: list[tuple[tuple[uuid.UUID, int], Pending[Claim | None]]] = []
+        records: list[tuple[Outcome, Pending[None]]] = []
+        kills: list[tuple[Outcome, Pending[None]]] = []
         for kind, item, fut in batch:
             (claims if kind == "claim" else records if kind == "record" else kills).append((item, fut))
         claimed: dict[tuple[uuid.UUID, int], Claim] = {}
@@ -215,9 +215,9 @@ class StatusWriter:
 
     def _write(
         self,
-        claims: list[tuple[tuple[uuid.UUID, int], Future[Claim | None]]],
-        records: list[tuple[Outcome, Future[None]]],
-        kills: list[tuple[Outcome, Future[None]]],
+        claims: list[tuple[tuple[uuid.UUID, int], Pending[Claim | None]]],
+        records: list[tuple[Outcome, Pending[None]]],
+        kills: list[tuple[Outcome, Pending[None]]],
     ) -> list[Any]:
         """Write the batch; returns the claimed rows."""
         conn = self._connection()

@@ -8,7 +8,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 
 import dramatiq
 import pytest
@@ -30,6 +29,7 @@ from satworks.settings import Settings
 from satworks.workers.acks import DeferredAcks
 from satworks.workers.actors import declare_actors
 from satworks.workers.middleware.tracking import JobTracking
+from satworks.workers.pending import Pending
 from satworks.workers.status import Outcome, StatusWriter
 from tests.support import wait_until
 from tests.unit.job_rows import new_row, read, store
@@ -68,7 +68,7 @@ def acks(log: Log) -> Iterator[DeferredAcks]:
 
 
 def test_an_ack_runs_only_once_its_outcome_is_written(acks: DeferredAcks, log: Log) -> None:
-    written: Future[None] = Future()
+    written: Pending[None] = Pending()
     acks.after(outcome(), written)(log.ack("a"))
 
     assert log.events == []  # nothing can ack before the write is done
@@ -77,8 +77,8 @@ def test_an_ack_runs_only_once_its_outcome_is_written(acks: DeferredAcks, log: L
 
 
 def test_acks_keep_the_order_they_were_handed_over_in(acks: DeferredAcks, log: Log) -> None:
-    first: Future[None] = Future()
-    second: Future[None] = Future()
+    first: Pending[None] = Pending()
+    second: Pending[None] = Pending()
     acks.after(outcome(), first)(log.ack("first"))
     acks.after(outcome(), second)(log.ack("second"))
 
@@ -90,7 +90,7 @@ def test_acks_keep_the_order_they_were_handed_over_in(acks: DeferredAcks, log: L
 
 def test_a_failed_write_is_written_again_before_the_ack(acks: DeferredAcks, log: Log) -> None:
     lost = outcome()
-    written: Future[None] = Future()
+    written: Pending[None] = Pending()
     written.set_exception(DependencyUnavailable("database unavailable"))
 
     acks.after(lost, written)(log.ack("a"))
@@ -106,7 +106,7 @@ def test_an_outcome_that_cannot_be_written_is_reported_and_its_message_still_ack
 
     acks = DeferredAcks(rewrite)
     acks.start()
-    written: Future[None] = Future()
+    written: Pending[None] = Pending()
     written.set_exception(ValueError("refused"))
     with caplog.at_level(logging.ERROR, logger="satworks.workers.acks"):
         acks.after(outcome(), written)(log.ack("a"))
@@ -126,7 +126,7 @@ def test_an_ack_refused_by_a_lost_broker_is_retried_until_it_goes_through(acks: 
             raise refusal
         log.add("ack a")
 
-    written: Future[None] = Future()
+    written: Pending[None] = Pending()
     written.set_result(None)
     acks.after(outcome(), written)(flaky_ack)
 
@@ -136,7 +136,7 @@ def test_an_ack_refused_by_a_lost_broker_is_retried_until_it_goes_through(acks: 
 def test_stop_acks_everything_handed_over_first(log: Log) -> None:
     acks = DeferredAcks(lambda o: None)
     acks.start()
-    pending = [Future[None]() for _ in range(50)]
+    pending = [Pending[None]() for _ in range(50)]
     for i, written in enumerate(pending):
         acks.after(outcome(), written)(log.ack(str(i)))
     threading.Thread(target=lambda: [w.set_result(None) for w in pending]).start()
@@ -156,7 +156,7 @@ def test_acks_waiting_together_reach_the_broker_in_one_call(log: Log) -> None:
 
     acks = DeferredAcks(lambda o: None)
     for i in range(5):  # all handed over before the thread starts: one batch
-        written: Future[None] = Future()
+        written: Pending[None] = Pending()
         written.set_result(None)
         acks.after(outcome(), written)(log.ack(str(i)))
     acks.start(ack_all)
