@@ -15,26 +15,27 @@ T = TypeVar("T")
 
 
 class Pending(Generic[T]):
-    __slots__ = ("_error", "_set", "_value")
+    __slots__ = ("_answered", "_error", "_set", "_value")
 
     def __init__(self) -> None:
         self._set = threading.Lock()
         self._set.acquire()  # released once, by ``set_result`` or ``set_exception``
         self._value: T | None = None
         self._error: BaseException | None = None
+        self._answered = False  # not ``_set.locked()``: a waiter holds the lock for a moment in ``result``
 
     def set_result(self, value: T) -> None:
-        self._answered()
+        self._answer()
         self._value = value
         self._set.release()
 
     def set_exception(self, error: BaseException) -> None:
-        self._answered()
+        self._answer()
         self._error = error
         self._set.release()
 
     def done(self) -> bool:
-        return not self._set.locked()
+        return self._answered
 
     def result(self, timeout: float | None = None) -> T:
         """The value, once set (``TimeoutError`` after ``timeout`` seconds); raises what was set as
@@ -46,7 +47,8 @@ class Pending(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]  # set (None is a value here)
 
-    def _answered(self) -> None:
+    def _answer(self) -> None:
         """Each is answered once, by one thread (the writer's): a second answer is a bug."""
-        if self.done():
+        if self._answered:
             raise RuntimeError("answered already")
+        self._answered = True
