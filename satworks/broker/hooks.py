@@ -14,9 +14,17 @@ from typing import Any
 from dramatiq.middleware import Middleware, MiddlewareError
 
 
+def handles(middleware: Middleware, hook: str) -> bool:
+    """Whether ``middleware`` does something in ``hook``: its class overrides ``Middleware``'s no-op, or
+    the hook is set on the instance itself."""
+    return hook in getattr(middleware, "__dict__", ()) or getattr(type(middleware), hook, None) is not getattr(
+        Middleware, hook, None
+    )
+
+
 def hooked(middleware: Sequence[Middleware], hook: str) -> bool:
     """Whether any middleware does something in ``hook`` (emitting to no-op hooks costs per message)."""
-    return any(getattr(type(m), hook) is not getattr(Middleware, hook) for m in middleware)
+    return any(handles(m, hook) for m in middleware)
 
 
 class HookedOnly:
@@ -52,11 +60,6 @@ class HookedOnly:
         cached = cache.get(signal)
         if cached is not None and cached[0] == current:
             return cached[1]
-        base = getattr(Middleware, signal, None)
-        handlers = [
-            (m, getattr(m, signal))
-            for m in (reversed(current) if reverse else current)
-            if base is None or getattr(type(m), signal, None) is not base or signal in vars(m)
-        ]
+        handlers = [(m, getattr(m, signal)) for m in (reversed(current) if reverse else current) if handles(m, signal)]
         cache[signal] = (current, handlers)
         return handlers

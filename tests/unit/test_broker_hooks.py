@@ -11,7 +11,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, SkipMessage
 
-from satworks.broker.hooks import HookedOnly
+from satworks.broker.hooks import HookedOnly, hooked
 
 
 class Ours(HookedOnly, StubBroker):
@@ -88,3 +88,13 @@ def test_signals_reach_the_same_middleware_in_the_same_order_as_dramatiqs_own(ca
     assert "before d m2" in got and got[-1] == "skip raised"
     failures = [line for line in got if line.startswith("logged Unexpected failure")]
     assert len(failures) == 4  # Failing's two hooks, for m1 and m2: logged, and the others still ran
+
+
+def test_a_hook_counts_when_its_class_overrides_it_or_it_is_set_on_the_instance() -> None:
+    patched = Middleware()
+    patched.before_enqueue = lambda broker, message, delay: None  # type: ignore[method-assign]
+
+    assert hooked([Middleware(), Before("a", [])], "before_process_message")
+    assert hooked([patched], "before_enqueue")
+    assert not hooked([Middleware(), Before("a", []), Skipping()], "before_enqueue")
+    assert not hooked([], "after_ack")
