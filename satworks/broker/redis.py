@@ -194,18 +194,16 @@ class SatworksRedisBroker(HookedOnly, RedisBroker):
                 acked += (ack.consumer.queue_name, ack.message.options["redis_message_id"])
             else:
                 nacked.append(ack)
+        ack_many = self._script("satworks_ack_many", ACK_MANY)
+        ack_args = [clock.unix_ms(), self.broker_id, *acked]
         try:
             if not nacked:  # the usual case: one script call, no pipeline (which checks its scripts first)
                 if acked:
-                    self._script("satworks_ack_many", ACK_MANY)(
-                        keys=[self.namespace], args=[clock.unix_ms(), self.broker_id, *acked]
-                    )
+                    ack_many(keys=[self.namespace], args=ack_args)
                 return
             pipe = self.client.pipeline(transaction=False)
             if acked:
-                self._script("satworks_ack_many", ACK_MANY)(
-                    keys=[self.namespace], args=[clock.unix_ms(), self.broker_id, *acked], client=pipe
-                )
+                ack_many(keys=[self.namespace], args=ack_args, client=pipe)
             dispatch = self.scripts["dispatch"]
             for settle in nacked:
                 argv = self._dispatch_argv(settle.command, settle.consumer.queue_name, maintenance=False)
