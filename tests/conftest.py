@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -36,15 +36,28 @@ def _ident(worker_id: str, run_id: str) -> str:
 
 
 @pytest.fixture
-def redis_namespace() -> Iterator[str]:
-    """A key namespace of its own on the tests' Redis, for a broker a test builds itself; its keys go at the end."""
-    ns = f"ns{uuid.uuid4().hex[:10]}"
-    yield ns
+def redis_namespaces() -> Iterator[Callable[[], str]]:
+    """Makes key namespaces of their own on the tests' Redis, for brokers a test builds itself; their
+    keys go at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"ns{uuid.uuid4().hex[:10]}")
+        return made[-1]
+
+    yield make
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{ns}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    for ns in made:
+        keys = list(client.scan_iter(f"{ns}:*", count=1000))
+        if keys:
+            client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def redis_namespace(redis_namespaces: Callable[[], str]) -> str:
+    """One such namespace."""
+    return redis_namespaces()
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,10 @@ message would."""
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-import pytest
 import redis
 
 from satworks.broker.messages import ACK_AFTER
@@ -18,18 +16,6 @@ from satworks.broker.wakeup import Settle
 from tests.support import wait_until
 
 REDIS_URL = os.environ.get("SATWORKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-@pytest.fixture
-def two_namespaces() -> Iterator[tuple[str, str]]:
-    names = (f"ns{uuid.uuid4().hex[:10]}", f"ns{uuid.uuid4().hex[:10]}")
-    yield names
-    client = redis.Redis.from_url(REDIS_URL)
-    for ns in names:
-        keys = list(client.scan_iter(f"{ns}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    client.close()
 
 
 def fetch_and_hold(broker: SatworksRedisBroker, queue: str, n: int) -> tuple[Any, list[Settle]]:
@@ -80,11 +66,10 @@ def state(client: redis.Redis, broker: SatworksRedisBroker, label: dict[bytes, s
     return found
 
 
-def test_acks_sent_together_remove_what_dramatiqs_own_acks_remove(two_namespaces: tuple[str, str]) -> None:
+def test_acks_sent_together_remove_what_dramatiqs_own_acks_remove(redis_namespaces: Callable[[], str]) -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    ours_ns, dramatiqs_ns = two_namespaces
-    ours = SatworksRedisBroker(url=REDIS_URL, namespace=ours_ns)
-    dramatiqs = SatworksRedisBroker(url=REDIS_URL, namespace=dramatiqs_ns)
+    ours = SatworksRedisBroker(url=REDIS_URL, namespace=redis_namespaces())
+    dramatiqs = SatworksRedisBroker(url=REDIS_URL, namespace=redis_namespaces())
     consumers = []
     try:
         # The same messages in each namespace: three on one queue, two on another; one of each left unacked.
@@ -117,11 +102,11 @@ def test_acks_sent_together_remove_what_dramatiqs_own_acks_remove(two_namespaces
         client.close()
 
 
-def test_an_ack_of_a_message_already_requeued_removes_nothing(two_namespaces: tuple[str, str]) -> None:
+def test_an_ack_of_a_message_already_requeued_removes_nothing(redis_namespace: str) -> None:
     """A message no longer in the worker's ack set (requeued after the worker was taken for dead)
     keeps its data: the worker that fetches it next acks it."""
     client = redis.Redis.from_url(REDIS_URL)
-    broker = SatworksRedisBroker(url=REDIS_URL, namespace=two_namespaces[0])
+    broker = SatworksRedisBroker(url=REDIS_URL, namespace=redis_namespace)
     consumer, held = fetch_and_hold(broker, "q", 1)
     try:
         client.delete(f"{broker.namespace}:__acks__.{broker.broker_id}.q")
