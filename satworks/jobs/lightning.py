@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -28,7 +28,6 @@ from satworks.db import lightning as store
 from satworks.db.engine import db_errors
 from satworks.db.payments import claim_check
 from satworks.errors import NodeUnavailable
-from satworks.integrations.lnd.client import LndClient
 from satworks.integrations.lnd.errors import LndAlreadyExists, LndAuthFailed, LndConfigError, LndError, LndNotFound
 from satworks.integrations.lnd.records import LndInvoice
 from satworks.jobs.payments import InternalActor, next_check_delay_ms
@@ -36,6 +35,9 @@ from satworks.metrics.lightning import LightningMetrics
 from satworks.payments.lightning import sat_to_msat
 from satworks.payments.status import PaymentStatus
 from satworks.settings import Settings
+
+if TYPE_CHECKING:
+    from satworks.integrations.lnd.client import LndClient
 
 log = logging.getLogger(__name__)
 CREATE_INVOICE, CHECK, SWEEP = "lightning.create_invoice", "lightning.check", "lightning.sweep"
@@ -72,7 +74,11 @@ class LndConnection:
 
 
 def client_from_settings(settings: Settings) -> LndClient:
-    """The merchant node's client from ``SATWORKS_LND_*``; raises ``LndConfigError`` for unusable files."""
+    """The merchant node's client from ``SATWORKS_LND_*``; raises ``LndConfigError`` for unusable files.
+
+    gRPC and lnd's protobuf modules are imported here, on first use, not when a worker starts."""
+    from satworks.integrations.lnd.client import LndClient
+
     return LndClient(
         settings.lnd_grpc_host,
         tls_cert_path=settings.lnd_tls_cert_path,

@@ -23,17 +23,11 @@ from pathlib import Path
 import grpc
 
 from satworks.errors import InvalidPayload
-from satworks.integrations.lnd.errors import LndConfigError, LndError, rpc_errors
+from satworks.integrations.lnd.errors import LndConfigError, LndError
+from satworks.integrations.lnd.messages import invoice_from_proto, payment_from_proto
 from satworks.integrations.lnd.protos import lightning_pb2, lightning_pb2_grpc, router_pb2, router_pb2_grpc
-from satworks.integrations.lnd.records import (
-    CreatedInvoice,
-    InvoicePage,
-    LndInvoice,
-    LndPayment,
-    NodeInfo,
-    invoice_from_proto,
-    payment_from_proto,
-)
+from satworks.integrations.lnd.records import CreatedInvoice, InvoicePage, LndInvoice, LndPayment, NodeInfo
+from satworks.integrations.lnd.rpc_errors import rpc_errors
 from satworks.integrations.lnd.stream import Stream
 
 KEEPALIVE_S = 30  # lnd permits client pings every 5 s or more

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 import grpc
 
 from satworks.errors import NodeUnavailable
-from satworks.integrations.lnd.errors import convert
+from satworks.integrations.lnd.rpc_errors import convert
 
 T = TypeVar("T")
 
