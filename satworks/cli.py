@@ -311,8 +311,19 @@ def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, 
         from satworks.workers.supervisor import supervise as run_supervised
 
         return run_supervised(argv)
-    os.execv(dramatiq, argv)  # noqa: S606 - replaces this process with the Dramatiq CLI
-    return 0
+    return _run_dramatiq(argv)
+
+
+def _run_dramatiq(argv: list[str]) -> int:
+    """Dramatiq's CLI in this process rather than exec'd: its worker processes fork from here and
+    inherit what this command already imported (pydantic, the settings), so a pool starts sooner.
+    ``prometheus_client`` is first imported after ``PROMETHEUS_MULTIPROC_DIR`` is set, as it must be."""
+    from dramatiq import cli as dramatiq_cli
+
+    sys.argv = argv  # what Dramatiq execs again when SIGHUP asks it to reload
+    parser = dramatiq_cli.make_argument_parser()  # type: ignore[no-untyped-call]
+    code: int = dramatiq_cli.main(parser.parse_args(argv[1:]))  # type: ignore[no-untyped-call]
+    return code
 
 
 METRICS_PORT_GRACE_S = 3.0
