@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import dramatiq
 from dramatiq.middleware import Middleware, default_middleware
 
-from satworks.broker.rabbitmq import SatworksRabbitmqBroker
 from satworks.broker.redis import SatworksRedisBroker
 from satworks.jobs.base import QUEUES
 from satworks.settings import Settings
@@ -23,6 +22,8 @@ def build_broker(settings: Settings, *, extra_middleware: Sequence[Middleware] =
     middleware[retries_at:retries_at] = list(extra_middleware)
     broker: dramatiq.Broker
     if settings.broker_kind == "rabbitmq":
+        from satworks.broker.rabbitmq import SatworksRabbitmqBroker  # pika only where it is used
+
         broker = SatworksRabbitmqBroker(url=settings.effective_broker_url, middleware=middleware)
     else:
         broker = SatworksRedisBroker(

@@ -21,7 +21,8 @@ from satworks.db import webhook_endpoints as endpoints_db
 from satworks.db.webhook_deliveries import DeliveryRecord
 from satworks.db.webhook_endpoints import EndpointRecord, NewEndpoint
 from satworks.errors import InvalidPayload, UnsafeWebhookUrl, ValidationFailed
-from satworks.integrations.webhooks.guard import AddressPolicy, GuardedResolver, check_url
+from satworks.integrations.webhooks.guard import AddressPolicy, check_url
+from satworks.integrations.webhooks.resolver import GuardedResolver
 from satworks.jobs.webhooks import deliver_message
 from satworks.settings import Settings
 from satworks.webhooks.events import check_patterns

@@ -1,7 +1,7 @@
 """The SSRF guard: webhooks reach only http(s) URLs on globally routable addresses, unless allowed.
 
 Two checks, both raising ``UnsafeWebhookUrl``: ``check_url`` before a request (scheme, host, IP
-literals), and ``GuardedResolver`` as the HTTP client's only resolver, so the addresses checked
+literals), and ``resolver.GuardedResolver`` as the HTTP client's only resolver, so the addresses checked
 after DNS are exactly those connected to (no second lookup an attacker's DNS could answer
 differently); the URL, and so the Host header and TLS SNI, keep the name. A name with one refused
 address is refused whole. IPv4 addresses embedded in IPv6 (mapped, 6to4, Teredo, NAT64) are checked
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from satworks.errors import UnsafeWebhookUrl
@@ -73,33 +71,12 @@ def check_url(url: str, policy: AddressPolicy) -> URL:
     if literal is not None:
         reason = policy.refusal(literal)
         if reason is not None:
-            _refused(host, str(literal), f"{host} is {reason}")
+            refuse(host, str(literal), f"{host} is {reason}")
     return parsed
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves with ``inner`` (the system resolver by default) and refuses names reaching refused addresses."""
-
-    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
-        self.policy = policy
-        self.inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        for result in results:
-            address = ipaddress.ip_address(result["host"].partition("%")[0])
-            reason = self.policy.refusal(address, host)
-            if reason is not None:
-                _refused(host, str(address), f"{host} resolves to {reason}")
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-def _refused(host: str, address: str, message: str) -> None:
+def refuse(host: str, address: str, message: str) -> NoReturn:
+    """Log the refusal (host and address only) and raise ``UnsafeWebhookUrl``."""
     log.warning("webhook address refused", extra={"action": "webhook_refused", "host": host, "address": address})
     raise UnsafeWebhookUrl(message, details={"host": host, "address": address})
 

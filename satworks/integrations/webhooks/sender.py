@@ -8,6 +8,9 @@ close it on one event loop (a worker process's loop, e.g. Dramatiq's ``AsyncIO``
 
 The signature is the intake's scheme (``satworks.signatures``): ``t=<unix>,v1=<hex>``, one ``v1`` per
 secret while a secret is being rotated, computed afresh for every attempt.
+
+aiohttp itself is imported on first use (``_open``, ``deliver``): a worker process that sends no
+webhook does not pay for it at start-up (about 0.1 s).
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from types import TracebackType
-
-import aiohttp
-from aiohttp.abc import AbstractResolver
+from typing import TYPE_CHECKING
 
 from satworks import clock, signatures
 from satworks.errors import UnsafeWebhookUrl
-from satworks.integrations.webhooks.guard import AddressPolicy, GuardedResolver, check_url
+from satworks.integrations.webhooks.guard import AddressPolicy, check_url
 from satworks.integrations.webhooks.outcome import (
     DeliveryAttempt,
     Outcome,
@@ -32,6 +33,10 @@ from satworks.integrations.webhooks.outcome import (
     status_error,
 )
 from satworks.settings import Settings
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
 
 USER_AGENT = "satworks-webhooks/1"
 
@@ -64,7 +69,8 @@ class WebhookSender:
         self.policy = policy
         self.response_max_bytes = response_max_bytes
         self.retry_after_max_s = retry_after_max_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._resolver = resolver
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_connections = max_connections
@@ -96,12 +102,16 @@ class WebhookSender:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp
+
+            from satworks.integrations.webhooks.resolver import GuardedResolver
+
             connector = aiohttp.TCPConnector(
                 resolver=GuardedResolver(self.policy, self._resolver), ssl=self._ssl, limit=self._max_connections
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=self._connect_timeout_s),
                 headers={"User-Agent": USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),  # one receiver's cookies never reach another
                 trust_env=False,  # no proxy from the environment: it would resolve names unguarded
@@ -112,6 +122,8 @@ class WebhookSender:
         self, url: str, body: bytes, secrets: Sequence[str], *, headers: Mapping[str, str] | None = None
     ) -> DeliveryAttempt:
         """POST ``body`` (JSON) to ``url`` signed with ``secrets`` (newest first); one attempt, no redirects."""
+        import aiohttp
+
         started = time.monotonic()
         try:
             target = check_url(url, self.policy)
@@ -148,6 +160,8 @@ class WebhookSender:
 
     async def _head(self, answer: aiohttp.ClientResponse) -> bytes:
         """The body's first ``response_max_bytes``; the answer stands even if its body then fails."""
+        import aiohttp
+
         chunks: list[bytes] = []
         remaining = self.response_max_bytes
         # The status line and headers are the answer; the body is only kept for the record.
@@ -168,6 +182,8 @@ def _ms(started: float) -> int:
 
 
 def _connection_error(exc: aiohttp.ClientError) -> str:
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"cannot resolve the host: {exc.os_error.strerror or exc.os_error}"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
