@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -525,6 +526,44 @@ def cpu_busy(sample_s: float = 1.0) -> float:
     time.sleep(sample_s)
     total1, idle1 = totals()
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def machine_speed() -> dict[str, float]:
+    """The VM's speed at this moment, recorded with each run so runs in its slow and fast spells can be
+    told apart: the best of three round trips between two threads through two locks (what a worker
+    process's threads do for every job), in µs, and of three runs of a fixed pure-Python loop, in ms."""
+
+    def round_trip_us(n: int = 5_000) -> float:
+        ping, pong = threading.Lock(), threading.Lock()
+        ping.acquire()
+        pong.acquire()
+
+        def other() -> None:
+            for _ in range(n):
+                ping.acquire()
+                pong.release()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        started = time.perf_counter()
+        for _ in range(n):
+            ping.release()
+            pong.acquire()
+        thread.join()
+        return (time.perf_counter() - started) / n * 1e6
+
+    def loop_ms(n: int = 2_000_000) -> float:
+        started, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i * i
+        return (time.perf_counter() - started) * 1e3
+
+    return {"rt_us": min(round_trip_us() for _ in range(3)), "loop_ms": min(loop_ms() for _ in range(3))}
+
+
+def machine_probe() -> str:
+    speed = machine_speed()
+    return f"probe: thread round trip {speed['rt_us']:.0f} us, Python loop {speed['loop_ms']:.0f} ms"
 
 
 def group_cpu_s(pgid: int) -> float:

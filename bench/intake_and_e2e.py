@@ -45,6 +45,7 @@ from bench.harness import (
     free_port,
     git_commit,
     log,
+    machine_probe,
     reset_stores,
     satworks_env,
     time_budget,
@@ -96,7 +97,8 @@ def main() -> int:
         with time_budget(cfg.budget_s):
             executable("wrk")
             busy = cpu_busy()
-            results.idle_check = f"{busy:.0%} CPU busy before start, load average {os.getloadavg()[0]:.2f}"
+            load = os.getloadavg()[0]
+            results.idle_check = f"{busy:.0%} CPU busy before start, load average {load:.2f}; {machine_probe()}"
             log(f"machine: {results.idle_check}")
             if busy > 0.15:
                 results.problems.append(f"machine not idle before the run ({results.idle_check}): figures are noisy")

@@ -60,6 +60,7 @@ from bench.harness import (
     free_port,
     git_commit,
     log,
+    machine_probe,
     post_jobs,
     reset_stores,
     satworks_env,
@@ -259,7 +260,7 @@ def main() -> int:
         "threads": args.threads,
         "machine": f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}",
         "commit": git_commit(),
-        "idle_check": f"{busy:.0%} CPU busy before start, load average {os.getloadavg()[0]:.2f}",
+        "idle_check": f"{busy:.0%} CPU busy before start, load average {os.getloadavg()[0]:.2f}; {machine_probe()}",
     }
     log(f"machine: {meta['idle_check']}")
     procs = Processes(log_dir)

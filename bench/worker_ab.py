@@ -27,6 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import machine_speed
+
 KINDS = {"worker": "watched", "postgres": "postgres_bench_db", "redis": "redis"}
 
 
@@ -63,12 +66,13 @@ def main() -> int:
         if not (tree / "satworks" / "__init__.py").exists() or not (tree / "bench" / "scale_out.py").exists():
             parser.error(f"{tree} holds no satworks package or no bench/scale_out.py")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    columns = ("ratio", "jobs_per_s", "startup_s", "worker_ms", "postgres_ms", "redis_ms")
+    columns = ("ratio", "jobs_per_s", "startup_s", "worker_ms", "postgres_ms", "redis_ms", "rt_us", "loop_ms")
     print(f"{'round':<8}{'tree':<6}" + "".join(f"{c:>13}" for c in columns), flush=True)
     with tempfile.TemporaryDirectory(prefix="satworks-worker-ab-") as tmp:
         for round_ in range(args.rounds):
             for name in trees if round_ % 2 == 0 else reversed(list(trees)):
-                figures = one_round(trees[name], args.jobs, Path(tmp) / f"{name}{round_}.json")
+                speed = machine_speed()  # before the round: the machine's spell, not satworks' load
+                figures = {**one_round(trees[name], args.jobs, Path(tmp) / f"{name}{round_}.json"), **speed}
                 runs[name].append(figures)
                 print(f"{round_ + 1:<8}{name:<6}" + "".join(f"{figures[c]:>13.3f}" for c in columns), flush=True)
     print("\nmedians")
@@ -78,6 +82,7 @@ def main() -> int:
     print(f"{'B / A':<14}" + "".join(f"{medians['B'][c] / medians['A'][c]:>13.2f}" for c in columns))
     print(f"\nA = {trees['A']}\nB = {trees['B']}")
     print("ratio: satworks / raw Dramatiq, 10-90 % rates; startup_s: worker command to first claim; *_ms: CPU per job")
+    print("rt_us, loop_ms: the machine's speed just before the round (bench/harness.py machine_speed)")
     return 0
 
 
