@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="migrate, then run every process of the Procfile with honcho (services must be up)")
     worker = sub.add_parser("worker", help="run a Dramatiq worker pool")
     worker.add_argument("--queues", default="critical,default,bulk", help="comma-separated: critical,default,bulk")
-    worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--processes", type=_positive, default=2)
+    worker.add_argument("--threads", type=_positive, default=8)
     worker.add_argument("--supervise", action="store_true", help="restart the pool when a worker process dies")
     apps = sub.add_parser("apps", help="manage calling apps and their API keys")
     apps_sub = apps.add_subparsers(dest="apps_command", metavar="APPS_COMMAND")
@@ -227,7 +227,10 @@ def _is_http_url(url: str) -> bool:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value

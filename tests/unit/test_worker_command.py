@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+from satworks import cli
+
 
 def test_the_worker_command_imports_nothing_that_reads_the_metrics_directory_before_setting_it() -> None:
     """The worker processes fork from the command: a ``prometheus_client`` imported before
@@ -19,3 +23,25 @@ def test_the_worker_command_imports_nothing_that_reads_the_metrics_directory_bef
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [
+        ("worker", "--processes", "0"),
+        ("worker", "--threads", "0"),
+        ("worker", "--processes", "-1"),
+        ("worker", "--threads", "eight"),
+        ("web", "--processes", "0"),
+    ],
+)
+def test_a_pool_without_processes_or_threads_is_refused_before_anything_starts(
+    command: str, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dramatiq would start such a pool and do nothing (0 processes exit at once, 0 threads wait forever)."""
+    with pytest.raises(SystemExit) as refused:
+        cli.main([command, flag, value])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: {value} is not a positive number" in err
+    assert "Traceback" not in err
