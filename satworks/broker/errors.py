@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dramatiq.errors import BrokerConnectionError
-from pika.exceptions import AMQPError
 from redis.exceptions import RedisError
 
 from satworks.errors import BrokerUnavailable
 
 #: What a broker that cannot be reached, refuses a command or drops the connection raises: redis-py,
-#: pika, Dramatiq's own connection errors and the socket errors under them (timeouts included).
-FOREIGN_ERRORS = (RedisError, AMQPError, BrokerConnectionError, OSError)
+#: Dramatiq's own connection errors and the socket errors under them (timeouts included); and pika's,
+#: see ``foreign_errors``.
+FOREIGN_ERRORS: tuple[type[BaseException], ...] = (RedisError, BrokerConnectionError, OSError)
+
+
+def foreign_errors() -> tuple[type[BaseException], ...]:
+    """``FOREIGN_ERRORS`` and pika's ``AMQPError`` once pika is loaded: only then can it be raised, and a
+    process on the Redis broker never loads pika."""
+    pika = sys.modules.get("pika.exceptions")
+    return FOREIGN_ERRORS if pika is None else (*FOREIGN_ERRORS, pika.AMQPError)
 
 
 @contextmanager
@@ -21,5 +29,5 @@ def broker_errors() -> Iterator[None]:
     """Map a broker failure to ``BrokerUnavailable`` (``raise ... from``); other errors pass."""
     try:
         yield
-    except FOREIGN_ERRORS as exc:
+    except foreign_errors() as exc:
         raise BrokerUnavailable("broker unavailable", details={"dependency": "broker"}) from exc

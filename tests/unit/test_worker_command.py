@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,19 @@ def test_a_pool_without_processes_or_threads_is_refused_before_anything_starts(
     err = capsys.readouterr().err
     assert f"argument {flag}: {value} is not a positive number" in err
     assert "Traceback" not in err
+
+
+def test_a_worker_process_starts_without_the_libraries_only_some_jobs_use(tmp_path: Path) -> None:
+    """gRPC and lnd's protobuf modules (lightning jobs), aiohttp (webhook deliveries) and pika (the
+    RabbitMQ broker) are imported on first use: each worker process of every pool would otherwise pay
+    for them at start-up (about 0.2 s in all)."""
+    probe = (
+        "import sys\n"
+        "import satworks.workers.main\n"  # builds the broker and declares every actor; connects to nothing
+        "print(sorted(m for m in ('aiohttp', 'grpc', 'google.protobuf', 'pika') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "SATWORKS_BROKER_KIND": "redis"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, env=env, cwd=tmp_path
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
