@@ -152,7 +152,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_listener(settings)
     elif args.command == "worker":
-        return _exec_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
+        return _run_worker(settings, args.queues, args.processes, args.threads, supervise=args.supervise)
     elif args.command == "apps":
         return _apps(settings, args)
     elif args.command == "webhooks":
@@ -274,7 +274,7 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _exec_worker(settings: Settings, queues: str, processes: int, threads: int, *, supervise: bool) -> int:
+def _run_worker(settings: Settings, queues: str, processes: int, threads: int, *, supervise: bool) -> int:
     from satworks.jobs.base import QUEUES
 
     names = [q.strip() for q in queues.split(",") if q.strip()]

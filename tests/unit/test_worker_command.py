@@ -19,7 +19,7 @@ def test_the_worker_command_imports_nothing_that_reads_the_metrics_directory_bef
     probe = (
         "import sys\n"
         "from satworks import cli\n"
-        "from satworks.jobs.base import QUEUES\n"  # what _exec_worker imports before setting the directory
+        "from satworks.jobs.base import QUEUES\n"  # what _run_worker imports before setting the directory
         "cli.Settings()\n"
         "print(sorted(m for m in ('prometheus_client', 'dramatiq') if m in sys.modules))\n"
     )
