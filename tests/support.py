@@ -194,6 +194,20 @@ def message_in_broker(settings: Settings, job_id: str) -> bool:
         client.close()
 
 
+def live_children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (from /proc; not zombies, which a parent that was
+    exec'd again, as Dramatiq on ``SIGHUP``, never reaps)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
 def free_port() -> int:
     """A port nothing listens on, picked below the kernel's ephemeral range. A port the kernel hands out
     for ``bind(0)`` comes from that range, which every outgoing connection of every test process also

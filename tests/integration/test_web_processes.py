@@ -15,22 +15,9 @@ import httpx
 import pytest
 
 from satworks.settings import Settings
-from tests.support import ROOT, free_port, scalar, settings_env, wait_until
+from tests.support import ROOT, free_port, live_children, scalar, settings_env, wait_until
 
 REQUESTS = 40
-
-
-def children(pid: int) -> set[int]:
-    """The live processes whose parent is ``pid`` (from /proc)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(stat.parent.name))
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -76,7 +63,9 @@ def test_two_processes_share_the_port_count_requests_together_and_stop_on_sigter
     web: tuple[subprocess.Popen[bytes], str], key: str, settings: Settings
 ) -> None:
     proc, base = web
-    serving = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two web processes")
+    serving = wait_until(
+        lambda: len(live_children(proc.pid)) == 2 and live_children(proc.pid), what="two web processes"
+    )
     wait_until(lambda: _healthy(base), what="the port answering")
 
     accepted = []
@@ -88,7 +77,7 @@ def test_two_processes_share_the_port_count_requests_together_and_stop_on_sigter
         assert response.status_code == 202, response.text
         accepted.append(response.json()["id"])
 
-    assert children(proc.pid) == serving  # neither was replaced
+    assert live_children(proc.pid) == serving  # neither was replaced
     for _ in range(4):  # whichever process answers reports both
         text = httpx.get(f"{base}/metrics", timeout=10).text
         assert metric(text, "satworks_http_processes") == 2
@@ -102,7 +91,9 @@ def test_two_processes_share_the_port_count_requests_together_and_stop_on_sigter
 
 def test_the_serving_processes_stop_when_their_parent_is_killed(web: tuple[subprocess.Popen[bytes], str]) -> None:
     proc, base = web
-    serving = wait_until(lambda: len(children(proc.pid)) == 2 and children(proc.pid), what="two web processes")
+    serving = wait_until(
+        lambda: len(live_children(proc.pid)) == 2 and live_children(proc.pid), what="two web processes"
+    )
     wait_until(lambda: _healthy(base), what="the port answering")
 
     proc.kill()  # the parent only: SIGKILL leaves it no time to stop its children

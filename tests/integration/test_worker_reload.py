@@ -11,22 +11,7 @@ from typing import Any
 from satworks.http.app import create_app
 from satworks.settings import Settings
 from tests.integration.jobs_helpers import post_job, wait_for_status
-from tests.support import WorkerProcess, free_port, wait_until
-
-
-def children(pid: int) -> set[int]:
-    """``pid``'s running children (not zombies: the reloaded CLI does not reap the old metrics process)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
-    return {c for c in found if _state(c) not in ("Z", "X", None)}
-
-
-def _state(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+from tests.support import WorkerProcess, free_port, live_children, wait_until
 
 
 def is_dramatiq(pid: int) -> bool:
@@ -49,12 +34,12 @@ async def test_sighup_replaces_the_worker_processes_and_the_pool_goes_on_running
         client = await aiohttp_client(create_app(settings))
         before = await post_job(client, auth)
         await wait_for_status(client, auth, before["id"], "succeeded", timeout_s=60)
-        first = wait_until(lambda: children(pid) or None, what="the pool's processes")
+        first = wait_until(lambda: live_children(pid) or None, what="the pool's processes")
         assert not is_dramatiq(pid)  # Dramatiq's CLI runs inside `satworks worker`, not exec'd
 
         worker.proc.send_signal(signal.SIGHUP)
         wait_until(
-            lambda: is_dramatiq(pid) and not children(pid) & first and bool(children(pid)),
+            lambda: is_dramatiq(pid) and not live_children(pid) & first and bool(live_children(pid)),
             timeout_s=30,
             what="the old processes gone and new ones started",
         )
