@@ -74,7 +74,7 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
         started = time.perf_counter()
         for i in range(0, jobs + batch, batch):
             chunk = ids[i : i + batch]
-            claims = (q.uuid_array(chunk), q.int_array([0] * len(chunk)))
+            claims = (q.uuid_array(chunk), q.int_array([0] * len(chunk)), q.bool_array([True] * len(chunk)))
             if previous:
                 outcomes = outcomes_json(
                     {j: Outcome(j, JobStatus.SUCCEEDED, result={}, finished_at=FINISHED_AT) for j in previous}

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     default_max_age_ms: int = Field(24 * 3600_000, ge=1_000)
     status_batch_max: int = Field(512, ge=1)
     status_gather_ms: float = Field(1.0, ge=0, le=100)
+    # Claim the jobs waiting for a busy worker's threads ahead (``workers/middleware/tracking.py``)
+    # while its jobs run this long or less on average; 0 turns claims ahead off.
+    claim_ahead_max_run_ms: float = Field(20.0, ge=0, le=3_600_000)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(9191, ge=1, le=65535)
     canary_chaos: bool = False

@@ -156,21 +156,49 @@ leaves the job's row alone (migration 0014 says why that matters)."""
 
 CLAIM_BATCH = (
     f"UPDATE jobs SET status = {_RUNNING}, attempts = attempts + 1,"  # noqa: S608 - enum values, no input
-    f" crashes = crashes + CASE WHEN status = {_RUNNING} THEN 1 ELSE 0 END,"
+    f" crashes = crashes + CASE WHEN status = {_RUNNING} AND coalesce(started_attempt, attempts) = attempts"
+    " THEN 1 ELSE 0 END,"
+    " started_attempt = CASE WHEN c.starting THEN attempts + 1 ELSE coalesce(started_attempt, attempts) END,"
     " started_at = coalesce(started_at, now()), claimed_at = now(), next_retry_at = NULL"
-    " FROM unnest(%s::uuid[], %s::int[]) AS c(id, generation)"
+    " FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS c(id, generation, starting)"
     f" WHERE jobs.id = c.id AND jobs.generation = c.generation AND jobs.status IN {_CLAIMABLE}"
-    " RETURNING jobs.id, jobs.type, jobs.payload, jobs.attempts, jobs.crashes, c.generation"
+    " RETURNING jobs.id, jobs.type, jobs.payload, jobs.attempts, jobs.crashes,"
+    " jobs.started_attempt < jobs.attempts - 1, c.generation"
 )
-"""Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: two
-parameters, ``uuid_array(ids)`` and ``int_array(generations)`` (the claiming messages' generations,
-pairwise); the statuses are ``WAITING`` and ``running``. Returns ``id, type, payload, attempts, crashes,
-generation`` per job that may run; a cancelled or finished job is not returned, so its message is
-skipped, and neither is a job whose generation moved on (the reconciler sent it a new message).
+"""Move waiting (or crashed-while-running) jobs to running, counting attempts and crashes: three
+parameters, ``uuid_array(ids)``, ``int_array(generations)`` (the claiming messages' generations) and
+``bool_array(starting)``, pairwise; the statuses are ``WAITING`` and ``running``. Returns ``id, type,
+payload, attempts, crashes, unproven, generation`` per job that may run; a cancelled or finished job is
+not returned, so its message is skipped, and neither is a job whose generation moved on (the
+reconciler sent it a new message).
 
-A claim that finds the job still ``running`` counts a crash: the right-hand sides read the row as it
-was before this update, and a row changed by a concurrent transaction is re-read (and its WHERE
-re-checked) after that transaction commits, so the count is right under concurrency too."""
+``starting``: the job starts now (its attempt is recorded as started), or the claim is made ahead,
+for a job that waits in the worker's buffer (``START_BATCH`` records its start later). A claim that
+finds the job still ``running`` counts a crash only if that attempt had started: a job that waited in
+a dead worker's buffer never ran. ``unproven``: some earlier attempt was held by a worker that died
+before its start was recorded (the job may or may not have run then), so this attempt's start is
+recorded before it runs.
+
+The right-hand sides read the row as it was before this update, and a row changed by a concurrent
+transaction is re-read (and its WHERE re-checked) after that transaction commits, so the counts are
+right under concurrency too."""
+
+START_BATCH = (
+    "UPDATE jobs SET started_attempt = c.attempt"  # noqa: S608 - enum values, no input
+    " FROM unnest(%s::uuid[], %s::int[]) AS c(id, attempt)"
+    f" WHERE jobs.id = c.id AND jobs.status = {_RUNNING} AND jobs.attempts = c.attempt"
+)
+"""Record that claimed-ahead attempts started: ``uuid_array(ids)``, ``int_array(attempts)`` (each claim's)."""
+
+RELEASE_BATCH = (
+    f"UPDATE jobs SET status = '{JobStatus.QUEUED.value}', attempts = jobs.attempts - 1,"  # noqa: S608
+    " started_at = CASE WHEN jobs.attempts = 1 THEN NULL ELSE jobs.started_at END"
+    " FROM unnest(%s::uuid[], %s::int[]) AS c(id, attempt)"
+    f" WHERE jobs.id = c.id AND jobs.status = {_RUNNING} AND jobs.attempts = c.attempt"
+    " AND jobs.started_attempt < jobs.attempts"
+)
+"""Give back claims made ahead for jobs that never started (the worker is stopping and returns their
+messages to the broker): ``queued`` again, the attempt not counted. Parameters as ``START_BATCH``."""
 
 _OUTCOMES = (
     "outcomes AS MATERIALIZED (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS o(id uuid, status text,"
@@ -178,16 +206,17 @@ _OUTCOMES = (
 )
 _FINISH = (
     "UPDATE jobs SET status = o.status, result = o.result, error_type = o.error_type,"  # noqa: S608
-    " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at"
+    " error_message = o.error_message, next_retry_at = o.next_retry_at, finished_at = o.finished_at,"
+    " started_attempt = jobs.attempts"
     " FROM outcomes o WHERE jobs.id = ANY(ARRAY(SELECT id FROM outcomes)) AND jobs.id = o.id"
     f" AND jobs.status = {_RUNNING}"
     " RETURNING jobs.id, jobs.app_id, jobs.type, jobs.status, jobs.attempts, jobs.result, jobs.error_type,"
     " jobs.error_message"
 )
-"""The outcomes of the CTE ``outcomes`` applied to running jobs. The ids go in once more as an array:
-the planner then probes the primary key for them. Joined to the recordset alone (100 rows for all it
-knows) and with few jobs ``running`` by the statistics, it scanned the whole table below about 10,000
-jobs instead (1.3 ms a batch at 6,000 jobs, against 0.01 ms)."""
+"""The outcomes of the CTE ``outcomes`` applied to running jobs (an outcome proves its attempt started).
+The ids go in once more as an array: the planner then probes the primary key for them. Joined to the
+recordset alone (100 rows for all it knows) and with few jobs ``running`` by the statistics, it scanned
+the whole table below about 10,000 jobs instead (1.3 ms a batch at 6,000 jobs, against 0.01 ms)."""
 
 JOB_EVENTS = (
     "INSERT INTO app_events (app_id, type, subject_id, data)"  # noqa: S608 - enum values, no input
@@ -219,7 +248,7 @@ type, error message, job id."""
 FINISH_AND_CLAIM = (
     "WITH " + _OUTCOMES + ", finished AS (" + _FINISH + "), job_events AS (" + JOB_EVENTS + ") " + CLAIM_BATCH
 )
-"""``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, ids, generations), for a batch
+"""``FINISH_BATCH`` and ``CLAIM_BATCH`` in one statement (parameters: outcomes, ids, generations, starting), for a batch
 whose outcomes and claims concern different jobs; the claimed rows come back."""
 
 
@@ -250,6 +279,11 @@ def uuid_array(ids: Sequence[uuid.UUID]) -> str:
 def int_array(values: Sequence[int]) -> str:
     """A Postgres array literal of integers, to be cast with ``::int[]``."""
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def bool_array(values: Sequence[bool]) -> str:
+    """A Postgres array literal of booleans, to be cast with ``::bool[]``."""
+    return "{" + ",".join("t" if value else "f" for value in values) + "}"
 
 
 # --- the intake (async engine) -------------------------------------------------------------------------

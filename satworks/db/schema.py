@@ -81,6 +81,8 @@ jobs = Table(
     # so a message it replaced (still held by a worker after a broker wipe) can no longer run the job.
     Column("generation", Integer, nullable=False, server_default=text("0")),
     Column("claimed_at", DateTime(timezone=True)),  # the latest claim (``started_at`` is the first)
+    # The latest attempt known to have begun running; NULL on rows older than migration 0015 ("started").
+    Column("started_attempt", Integer, server_default=text("0")),
     UniqueConstraint("app_id", "idempotency_key", name="jobs_app_idempotency_key"),
     CheckConstraint(one_of("status", JobStatus), name="jobs_status_valid"),
     CheckConstraint("priority IN ('high', 'normal', 'low')", name="jobs_priority_valid"),

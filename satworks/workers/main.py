@@ -58,6 +58,7 @@ def build(settings: Settings) -> dramatiq.Broker:
         StatusWriter(engine, batch_max=settings.status_batch_max, gather_s=settings.status_gather_ms / 1000),
         max_crashes=settings.max_crashes,
         tracked=frozenset(JOB_TYPES),
+        claim_ahead_max_run_s=settings.claim_ahead_max_run_ms / 1000,
     )
     broker = build_broker(
         settings,

@@ -2,6 +2,7 @@
 
 Each worker thread hands its claim or outcome to the writer and waits for the commit, so no message
 is acknowledged before its outcome is durable, yet N concurrent threads cost one round trip, not N.
+Claims made ahead (``reserve``), their starts and their release are written the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     crashes: int
+    unproven: bool = False  # an earlier attempt's worker died before its start was recorded (``CLAIM_BATCH``)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class StatusWriter:
         self._gather_s = gather_s  # under load, how long a batch waits for more (see ``_collect``)
         self._last_size = 1
         self.claimers: int | None = None  # the worker threads that claim through this writer, once known
+        # Claims to make ahead with each batch: (job id, generation, its future), each answered as a
+        # ``reserve`` (``JobTracking`` hands over the jobs waiting for a worker thread).
+        self.claim_ahead: Callable[[], list[tuple[uuid.UUID, int, Pending[Claim | None]]]] | None = None
         self._wait_s = 60.0  # a write never blocks a worker thread forever (writer stopped or wedged)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="satworks-status-writer", daemon=True)
@@ -113,11 +118,37 @@ class StatusWriter:
         self._thread.join(timeout=10)
 
     def claim(self, job_id: uuid.UUID, generation: int = 0) -> Claim | None:
-        """Mark the job running; ``None`` when it must not run (cancelled, finished, unknown, or its
-        ``generation`` is not the message's: the reconciler replaced that message)."""
+        """Mark the job running, as it starts; ``None`` when it must not run (cancelled, finished,
+        unknown, or its ``generation`` is not the message's: the reconciler replaced that message)."""
         future: Pending[Claim | None] = Pending()
-        self._inbox.put(("claim", (job_id, generation), future))
+        self._inbox.put(("claim", (job_id, generation, True), future))
         return future.result(timeout=self._wait_s)
+
+    def reserve(self, job_id: uuid.UUID, generation: int = 0) -> Pending[Claim | None]:
+        """``claim`` ahead, without waiting, for a job that will start later: ``started`` records its
+        start, or ``release`` gives the claim back if it never does."""
+        future: Pending[Claim | None] = Pending()
+        self._inbox.put(("claim", (job_id, generation, False), future))
+        return future
+
+    def started(self, job_id: uuid.UUID, attempts: int) -> Pending[None]:
+        """Record that the reserved attempt ``attempts`` of the job began (done once committed)."""
+        future: Pending[None] = Pending()
+        self._inbox.put(("start", (job_id, attempts), future))
+        return future
+
+    def record_start(self, job_id: uuid.UUID, attempts: int) -> None:
+        """``started``, waiting for the commit."""
+        self.started(job_id, attempts).result(timeout=self._wait_s)
+
+    def release(self, held: list[tuple[uuid.UUID, int]]) -> None:
+        """Give back reserved attempts ``(job_id, attempts)`` that never started: the jobs wait again."""
+        futures: list[Pending[None]] = []
+        for item in held:
+            futures.append(Pending())
+            self._inbox.put(("release", item, futures[-1]))
+        for future in futures:
+            future.result(timeout=self._wait_s)
 
     def record(self, outcome: Outcome) -> None:
         """Write a run's outcome for a job that is running."""
@@ -143,7 +174,7 @@ class StatusWriter:
                     return
                 batch = self._collect(first)
                 self._last_size = len(batch)
-                self._flush(batch)
+                self._flush(batch + self._ahead())
         finally:
             self._release()
 
@@ -157,6 +188,15 @@ class StatusWriter:
         claimers = self.claimers
         complete = None if claimers is None else (lambda batch: _claims(batch) >= claimers)
         return take_batch(self._inbox, first, batch_max=self._batch_max, until=until, complete=complete)
+
+    def _ahead(self) -> list[Any]:
+        if self.claim_ahead is None:
+            return []
+        try:
+            return [("claim", (job_id, generation, False), fut) for job_id, generation, fut in self.claim_ahead()]
+        except Exception:  # the writer's boundary: its thread must go on; the jobs are claimed as they start
+            log.exception("claims ahead not made", extra={"action": "claim_ahead_failed"})
+            return []
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
@@ -180,16 +220,15 @@ class StatusWriter:
             pooled.close()
 
     def _flush(self, batch: list[Any]) -> None:
-        claims: list[tuple[tuple[uuid.UUID, int], Pending[Claim | None]]] = []
-        records: list[tuple[Outcome, Pending[None]]] = []
-        kills: list[tuple[Outcome, Pending[None]]] = []
+        kinds: dict[str, list[Any]] = {"claim": [], "record": [], "kill": [], "start": [], "release": []}
         for kind, item, fut in batch:
-            (claims if kind == "claim" else records if kind == "record" else kills).append((item, fut))
+            kinds[kind].append((item, fut))
+        claims, records = kinds["claim"], kinds["record"]
         claimed: dict[tuple[uuid.UUID, int], Claim] = {}
         try:
-            rows = self._write(claims, records, kills)
+            rows = self._write(claims, records, kinds["kill"], kinds["start"], kinds["release"])
             for row in rows:
-                claimed[(row[0], row[5])] = Claim(*row[:5])
+                claimed[(row[0], row[6])] = Claim(*row[:6])
         except Exception as exc:  # the writer's boundary: every waiting thread gets the error
             if isinstance(exc, psycopg.DataError | psycopg.IntegrityError) and len(batch) > 1:
                 # Something in one item (e.g. U+0000 in a result): write them one by one, so only that
@@ -206,42 +245,57 @@ class StatusWriter:
             for *_, fut in batch:
                 fut.set_exception(error)
             return
-        for pair, claim_fut in claims:
-            claim_fut.set_result(claimed.pop(pair, None))
-        for _, fut in records:
-            fut.set_result(None)
-        for _, fut in kills:
-            fut.set_result(None)
+        for (job_id, generation, _), claim_fut in claims:
+            claim_fut.set_result(claimed.pop((job_id, generation), None))
+        for kind in ("record", "kill", "start", "release"):
+            for _, fut in kinds[kind]:
+                fut.set_result(None)
 
     def _write(
         self,
-        claims: list[tuple[tuple[uuid.UUID, int], Pending[Claim | None]]],
-        records: list[tuple[Outcome, Pending[None]]],
-        kills: list[tuple[Outcome, Pending[None]]],
+        claims: list[tuple[tuple[uuid.UUID, int, bool], Any]],
+        records: list[tuple[Outcome, Any]],
+        kills: list[tuple[Outcome, Any]],
+        starts: list[tuple[tuple[uuid.UUID, int], Any]],
+        releases: list[tuple[tuple[uuid.UUID, int], Any]],
     ) -> list[Any]:
         """Write the batch; returns the claimed rows."""
         conn = self._connection()
         # A second outcome for the same job in one batch could never apply (the first one leaves
-        # "running"), so only the first is sent.
+        # "running"), so only the first is sent. An outcome also records the start: a start in the
+        # same batch (a job that ran in less than a batch) is not sent.
         outcomes = {o.job_id: o for o, _ in reversed(records)}
-        pairs = sorted({pair for pair, _ in claims})  # in id order: row locks taken in one order everywhere
-        ids = [job_id for job_id, _ in pairs]
-        claim_params = (q.uuid_array(ids), q.int_array([generation for _, generation in pairs]))
-        if not kills and not outcomes.keys() & set(ids):
+        started = sorted({item for item, _ in starts if item[0] not in outcomes})
+        triples = sorted({item for item, _ in claims})  # in id order: row locks taken in one order everywhere
+        ids = [job_id for job_id, _, _ in triples]
+        claim_params = (
+            q.uuid_array(ids),
+            q.int_array([generation for _, generation, _ in triples]),
+            q.bool_array([starting for *_, starting in triples]),
+        )
+        claimed: list[Any] = []
+        if not kills and not releases and not outcomes.keys() & set(ids):
             if outcomes and ids:
-                cur = conn.execute(q.FINISH_AND_CLAIM, (outcomes_json(outcomes), *claim_params))
-                return cur.fetchall()
+                claimed = conn.execute(q.FINISH_AND_CLAIM, (outcomes_json(outcomes), *claim_params)).fetchall()
+            elif outcomes:
+                conn.execute(q.FINISH_BATCH, (outcomes_json(outcomes),))
+            elif ids:
+                claimed = conn.execute(q.CLAIM_BATCH, claim_params).fetchall()
+        else:
+            # Outcomes first: an earlier attempt's outcome always precedes the claim of the next one.
             if outcomes:
                 conn.execute(q.FINISH_BATCH, (outcomes_json(outcomes),))
-                return []
-            return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
-        # Outcomes first: an earlier attempt's outcome always precedes the claim of the next one.
-        if outcomes:
-            conn.execute(q.FINISH_BATCH, (outcomes_json(outcomes),))
-        for outcome, _ in kills:
-            error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
-            conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
-        return conn.execute(q.CLAIM_BATCH, claim_params).fetchall() if ids else []
+            for outcome, _ in kills:
+                error_type, error_message = outcome.error_type or "Dead", outcome.error_message or ""
+                conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
+            if releases:
+                held = sorted({item for item, _ in releases})
+                conn.execute(q.RELEASE_BATCH, (q.uuid_array([i for i, _ in held]), q.int_array([a for _, a in held])))
+            if ids:
+                claimed = conn.execute(q.CLAIM_BATCH, claim_params).fetchall()
+        if started:
+            conn.execute(q.START_BATCH, (q.uuid_array([i for i, _ in started]), q.int_array([a for _, a in started])))
+        return claimed
 
 
 def _claims(batch: list[Any]) -> int:

@@ -176,3 +176,71 @@ async def test_job_waiting_past_its_max_age_is_dead_with_its_row_updated(
     delayed = await post_job(later, auth, delay_seconds=8)
     done = await wait_for_status(later, auth, delayed["id"], "succeeded", "dead", timeout_s=40)
     assert (done["status"], done["attempts"]) == ("succeeded", 1), done
+
+
+@pytest.fixture
+def claims_ahead(isolated: Settings) -> Settings:
+    """``isolated``, claiming ahead behind jobs of any length (by default only behind jobs of 20 ms or less)."""
+    return isolated.model_copy(update={"claim_ahead_max_run_ms": 600_000})
+
+
+async def _claimed_behind_busy_threads(client: Any, auth: Any, settings: Settings) -> tuple[list[str], str]:
+    """On a pool of 2 threads: two 8 s jobs running, and the id of a job claimed ahead behind them.
+
+    A 1 s job and an 8 s one start; an 8 s job and a quick one wait for a thread. The 1 s job's outcome
+    is committed with claims of both waiting jobs; the first takes the free thread, the quick one waits.
+    The test then has about 6 s to act before a thread is free again."""
+    from tests.support import eventually, job_row
+
+    first = await post_job(client, auth, payload={"sleep_ms": 1_000})
+    running = [(await post_job(client, auth, payload={"sleep_ms": 8_000}))["id"]]
+    for job in (first["id"], running[0]):
+        await wait_for_status(client, auth, job, "running")
+    running.append((await post_job(client, auth, payload={"sleep_ms": 8_000}))["id"])
+    waiting = (await post_job(client, auth))["id"]
+
+    async def claimed_ahead() -> bool:
+        rows = [job_row(settings, job_id) for job_id in (*running, waiting)]
+        states = [(row["status"], row["attempts"], row["started_attempt"]) for row in rows if row is not None]
+        return states == [("running", 1, 1), ("running", 1, 1), ("running", 1, 0)]  # the last: claimed, not started
+
+    await eventually(claimed_ahead, timeout_s=20, what="the quick job to be claimed behind two running ones")
+    return running, waiting
+
+
+async def test_jobs_claimed_behind_busy_threads_of_a_killed_worker_count_no_crash(
+    aiohttp_client: Any, claims_ahead: Settings, pools: list[WorkerProcess], auth: Any, settings: Any
+) -> None:
+    from tests.support import job_row
+
+    client = await aiohttp_client(create_app(claims_ahead))
+    pools.append(WorkerProcess(claims_ahead, queues="default", threads=2).start())
+    running, waiting = await _claimed_behind_busy_threads(client, auth, settings)
+    pools[0].kill()
+    pools.append(WorkerProcess(claims_ahead, queues="default", threads=2).start())
+
+    for job_id in (*running, waiting):
+        await wait_for_status(client, auth, job_id, "succeeded", timeout_s=40)
+    counts = [job_row(settings, job_id) for job_id in (*running, waiting)]
+    assert [(row["attempts"], row["crashes"]) for row in counts if row is not None] == [(2, 1), (2, 1), (2, 0)]
+
+
+async def test_a_stopping_worker_gives_back_the_claims_of_jobs_it_never_started(
+    aiohttp_client: Any, claims_ahead: Settings, pools: list[WorkerProcess], auth: Any, settings: Any
+) -> None:
+    from tests.support import job_row
+
+    client = await aiohttp_client(create_app(claims_ahead))
+    # Supervised, as in the Procfile: a SIGTERM to the process group reaches Dramatiq once.
+    pools.append(WorkerProcess(claims_ahead, queues="default", threads=2, supervise=True).start())
+    running, waiting = await _claimed_behind_busy_threads(client, auth, settings)
+    pools[0].stop()  # SIGTERM: the running jobs finish first
+
+    for job_id in running:
+        assert (await wait_for_status(client, auth, job_id, "succeeded"))["attempts"] == 1
+    back = job_row(settings, waiting)
+    assert back is not None and (back["status"], back["attempts"], back["started_at"]) == ("queued", 0, None)
+    pools.append(WorkerProcess(claims_ahead, queues="default", threads=2).start())
+    done = await wait_for_status(client, auth, waiting, "succeeded", timeout_s=30)
+    assert done["attempts"] == 1
+    assert job_row(settings, waiting)["crashes"] == 0  # type: ignore[index]

@@ -69,7 +69,9 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
         ids = _insert(conn, app_id, 6)
         assert {row[2] for row in conn.execute(WATCHED, {"ids": ids})} == {"waiting"}
 
-        claimed = conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids[:5]), q.int_array([0] * 5))).fetchall()
+        claimed = conn.execute(
+            q.CLAIM_BATCH, (q.uuid_array(ids[:5]), q.int_array([0] * 5), q.bool_array([True] * 5))
+        ).fetchall()
         assert len(claimed) == 5
         conn.execute(
             q.FINISH_BATCH,
@@ -92,7 +94,9 @@ def test_job_watch_follows_each_job_through_every_writer(settings: Settings) -> 
             ids[5]: "dead",
         }
 
-        conn.execute(q.CLAIM_BATCH, (q.uuid_array([ids[3]]), q.int_array([0])))  # a crashed run claimed again
+        conn.execute(
+            q.CLAIM_BATCH, (q.uuid_array([ids[3]]), q.int_array([0]), q.bool_array([True]))
+        )  # a crashed run claimed again
         seen = reconcile.Candidate(ids[1], "canary", "t_default", JobStatus.RETRYING, 0, 1, 0, 0, datetime.now(UTC))
         with psycopg.connect(db_dsn(settings), autocommit=True) as other:
             other.execute(reconcile.REQUEUE, (reconcile._seen_json([seen]),))
@@ -132,7 +136,7 @@ def test_claims_and_outcomes_update_jobs_in_place(own_database: str) -> None:
     with psycopg.connect(own_database, autocommit=True) as conn:
         ids = _insert(conn, _app(conn), 5)
     with psycopg.connect(own_database) as conn:
-        conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids), q.int_array([0] * 5)))
+        conn.execute(q.CLAIM_BATCH, (q.uuid_array(ids), q.int_array([0] * 5), q.bool_array([True] * 5)))
         assert _updates_in_this_transaction(conn) == (5, 5)
     done = [Outcome(i, JobStatus.SUCCEEDED, result={"n": 1}, finished_at=FINISHED) for i in ids]
     with psycopg.connect(own_database) as conn:

@@ -4,6 +4,7 @@ and status writer against a real database, as Dramatiq's own tests do (send, ``j
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,10 +41,16 @@ class RecordingWriter(StatusWriter):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, batch_max=64)
         self.outcomes: list[Outcome] = []
+        self.ahead: list[uuid.UUID] = []  # the jobs claimed ahead, in order
 
     def record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
         super().record(outcome)
+
+    def _ahead(self) -> list[Any]:
+        items = super()._ahead()
+        self.ahead += [job_id for _, (job_id, *_), _ in items]
+        return items
 
 
 @dataclass
@@ -76,11 +83,17 @@ def job_types(ran: list[uuid.UUID]) -> dict[str, JobType]:
         ran.append(ctx.job_id)
         raise InvalidPayload("a\x00b")
 
+    def slow(ctx: JobContext, payload: canary.CanaryPayload) -> dict[str, object]:
+        ran.append(ctx.job_id)
+        time.sleep(0.05)
+        return {}
+
     fast = {"min_backoff_ms": MIN_BACKOFF_MS, "max_backoff_ms": 2 * MIN_BACKOFF_MS}
     return {
         "canary": JobType(name="canary", payload=canary.CanaryPayload, run=counted, **fast),  # type: ignore[arg-type]
         "nul_result": JobType(name="nul_result", payload=canary.CanaryPayload, run=nul_result, **fast),  # type: ignore[arg-type]
         "nul_error": JobType(name="nul_error", payload=canary.CanaryPayload, run=nul_error, **fast),  # type: ignore[arg-type]
+        "slow": JobType(name="slow", payload=canary.CanaryPayload, run=slow, **fast),  # type: ignore[arg-type]
     }
 
 
@@ -89,13 +102,19 @@ def start_worker(base_settings: Settings, prefix: str) -> Iterator[Callable[...,
     """The one place the tracked worker is built: ``start_worker()`` runs it until the test ends."""
     running: list[tuple[Worker, Engine]] = []
 
-    def start(*, database_url: str | None = None) -> Stack:
+    def start(*, database_url: str | None = None, threads: int = 8, claim_ahead_max_run_s: float = 0.0) -> Stack:
         settings = base_settings.model_copy(update={"queue_prefix": prefix})
         engine = sync_engine(database_url or settings.database_url, pool_size=2)
         writer = RecordingWriter(engine)
         ran: list[uuid.UUID] = []
         types = job_types(ran)
-        tracking = JobTracking(writer, max_crashes=MAX_CRASHES, tracked=frozenset(types), patience_s=0)
+        tracking = JobTracking(
+            writer,
+            max_crashes=MAX_CRASHES,
+            tracked=frozenset(types),
+            patience_s=0,
+            claim_ahead_max_run_s=claim_ahead_max_run_s,
+        )
         middleware = [m() for m in default_middleware]  # as build_broker: tracking just before Retries
         retries_at = next(i for i, m in enumerate(middleware) if type(m).__name__ == "Retries")
         middleware.insert(retries_at, tracking)
@@ -103,7 +122,7 @@ def start_worker(base_settings: Settings, prefix: str) -> Iterator[Callable[...,
         for queue in QUEUES:
             stack.broker.declare_queue(prefix + queue)
         declare_actors(stack.broker, types, tracking, settings)
-        worker = Worker(stack.broker, worker_timeout=100)
+        worker = Worker(stack.broker, worker_timeout=100, worker_threads=threads)
         worker.start()
         running.append((worker, engine))
         return stack
@@ -208,7 +227,7 @@ def test_a_job_found_running_again_counts_a_crash_and_runs(
 ) -> None:
     stack = start_worker()
     row = new_row(app_id, prefix)
-    store(db, row, status="running", attempts=1)  # its worker died mid-run; the message came back
+    store(db, row, status="running", attempts=1, started_attempt=1)  # its worker died mid-run; the message came back
 
     stack.send(row)
     stack.join()
@@ -219,12 +238,28 @@ def test_a_job_found_running_again_counts_a_crash_and_runs(
     assert stack.ran == [row.id]
 
 
+def test_a_job_found_running_that_its_dead_worker_never_started_counts_no_crash_and_runs(
+    start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    stack = start_worker()
+    row = new_row(app_id, prefix)
+    store(db, row, status="running", attempts=1, started_attempt=0)  # claimed ahead; its worker died first
+
+    stack.send(row)
+    stack.join()
+
+    job = read(db, row.id)
+    assert job is not None
+    assert (job["status"], job["attempts"], job["crashes"], job["started_attempt"]) == ("succeeded", 2, 0, 2)
+    assert stack.ran == [row.id]
+
+
 def test_a_job_that_crashed_its_worker_max_crashes_times_is_dead_and_never_run_again(
     start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str
 ) -> None:
     stack = start_worker()
     row = new_row(app_id, prefix)
-    store(db, row, status="running", attempts=MAX_CRASHES, crashes=MAX_CRASHES - 1)
+    store(db, row, status="running", attempts=MAX_CRASHES, crashes=MAX_CRASHES - 1, started_attempt=MAX_CRASHES)
 
     stack.send(row)
     stack.join()
@@ -303,3 +338,40 @@ def test_an_unstorable_result_fails_the_job_naming_where_and_an_unstorable_error
     )
     assert result_job["error_message"] == "the job's result cannot be stored: text: text must not contain U+0000"
     assert (error_job["status"], error_job["error_message"]) == (JobStatus.FAILED, "a\ufffdb")
+
+
+def test_jobs_waiting_behind_quick_ones_are_claimed_ahead_and_each_start_is_recorded(
+    start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    stack = start_worker(threads=1, claim_ahead_max_run_s=10.0)
+    rows = [new_row(app_id, prefix) for _ in range(20)]
+    for row in rows:
+        store(db, row)
+
+    for row in rows:
+        stack.send(row)
+    stack.join()
+
+    assert stack.writer.ahead, "no job was claimed ahead"
+    assert set(stack.writer.ahead) < {row.id for row in rows}
+    assert len(stack.writer.ahead) == len(set(stack.writer.ahead))  # each claimed once
+    jobs = [read(db, row.id) for row in rows]
+    states = {(j["status"], j["attempts"], j["crashes"], j["started_attempt"]) for j in jobs if j is not None}
+    assert states == {("succeeded", 1, 0, 1)}
+    assert sorted(stack.ran) == sorted(row.id for row in rows)
+
+
+def test_jobs_waiting_behind_slower_ones_than_the_bound_are_claimed_as_they_start(
+    start_worker: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    stack = start_worker(threads=1, claim_ahead_max_run_s=0.01)  # the jobs take 50 ms
+    rows = [dataclasses.replace(new_row(app_id, prefix), type="slow") for _ in range(6)]
+    for row in rows:
+        store(db, row)
+
+    for row in rows:
+        stack.send(row)
+    stack.join()
+
+    assert stack.writer.ahead == []
+    assert {read(db, row.id)["status"] for row in rows} == {"succeeded"}  # type: ignore[index]

@@ -133,12 +133,118 @@ def test_claim_of_a_job_still_running_counts_a_crash(
 ) -> None:
     writer = new_writer()
     writer.start()
-    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1)
+    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1, started_attempt=1)
 
     claim = writer.claim(job_id)
 
     assert claim is not None
-    assert (claim.attempts, claim.crashes) == (2, 1)
+    assert (claim.attempts, claim.crashes, claim.unproven) == (2, 1, False)
+
+
+def test_claim_of_a_job_still_running_from_before_started_attempt_existed_counts_a_crash(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1, started_attempt=None)
+
+    claim = writer.claim(job_id)
+
+    assert claim is not None
+    assert (claim.attempts, claim.crashes, claim.unproven) == (2, 1, False)
+
+
+def test_a_claim_made_ahead_is_running_but_not_started_until_its_start_is_recorded(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    job_id = store(db, new_row(app_id, prefix))
+
+    claim = writer.reserve(job_id).result(timeout=30)
+
+    assert claim is not None
+    assert (claim.attempts, claim.crashes, claim.unproven) == (1, 0, False)
+    row = read(db, job_id)
+    assert row is not None
+    assert (row["status"], row["attempts"], row["started_attempt"]) == ("running", 1, 0)
+    writer.started(job_id, claim.attempts).result(timeout=30)
+    assert read(db, job_id)["started_attempt"] == 1  # type: ignore[index]
+
+
+def test_a_job_whose_worker_died_while_it_waited_claimed_ahead_counts_no_crash_and_is_unproven(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    job_id = store(db, new_row(app_id, prefix))
+    assert writer.reserve(job_id).result(timeout=30) is not None  # ... and the worker dies
+
+    claim = writer.reserve(job_id).result(timeout=30)  # the message, redelivered
+
+    assert claim is not None
+    assert (claim.attempts, claim.crashes, claim.unproven) == (2, 0, True)
+    writer.record_start(job_id, claim.attempts)
+    writer.record(Outcome(job_id, JobStatus.SUCCEEDED, result={}, finished_at=clock.utcnow()))
+    row = read(db, job_id)
+    assert row is not None
+    assert (row["status"], row["crashes"], row["started_attempt"]) == ("succeeded", 0, 2)
+
+
+def test_a_job_whose_worker_died_after_its_start_was_recorded_counts_a_crash(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    job_id = store(db, new_row(app_id, prefix))
+    first = writer.reserve(job_id).result(timeout=30)
+    assert first is not None
+    writer.record_start(job_id, first.attempts)  # ... and the worker dies running it
+
+    claim = writer.reserve(job_id).result(timeout=30)
+
+    assert claim is not None
+    assert (claim.attempts, claim.crashes, claim.unproven) == (2, 1, False)
+
+
+def test_released_claims_made_ahead_wait_again_as_if_never_claimed_and_started_ones_stay_running(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    never, started = store(db, new_row(app_id, prefix)), store(db, new_row(app_id, prefix))
+    claims = [writer.reserve(job_id).result(timeout=30) for job_id in (never, started)]
+    assert all(claim is not None and claim.attempts == 1 for claim in claims)
+    writer.record_start(started, 1)
+
+    writer.release([(never, 1), (started, 1)])
+
+    back, running = read(db, never), read(db, started)
+    assert back is not None and running is not None
+    assert (back["status"], back["attempts"], back["crashes"], back["started_at"]) == ("queued", 0, 0, None)
+    assert (running["status"], running["attempts"]) == ("running", 1)
+    again = writer.claim(never)
+    assert again is not None and (again.attempts, again.crashes) == (1, 0)
+
+
+def test_a_start_and_the_outcome_of_the_same_job_in_one_batch_leave_it_finished_and_started(
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+) -> None:
+    writer = new_writer()
+    writer.start()
+    job_id = store(db, new_row(app_id, prefix))
+    claim = writer.reserve(job_id).result(timeout=30)
+    assert claim is not None
+    writer.stop()
+    writer = new_writer(gather_s=0.0)  # a second writer; this batch is built before its thread starts
+    outcome = Outcome(job_id, JobStatus.SUCCEEDED, result={"n": 1}, finished_at=clock.utcnow())
+
+    in_one_batch(writer, [lambda: writer.record_start(job_id, 1), lambda: writer.record(outcome)])
+
+    assert writer.batches == [2]
+    row = read(db, job_id)
+    assert row is not None
+    assert (row["status"], row["result"], row["started_attempt"]) == ("succeeded", {"n": 1}, 1)
 
 
 def test_an_outcome_applies_only_to_a_running_job_so_a_second_one_is_a_no_op(
