@@ -109,6 +109,8 @@ class JobTracking(Middleware):
         if mean is None or mean > self._ahead_max_run_s:  # a job claimed now could wait long: not "running"
             return ahead
         with self._work_queue.mutex:
+            if self._ahead_max_run_s <= 0:  # the worker is stopping (``_release_reserved``)
+                return ahead
             for item in self._work_queue.queue:
                 message = getattr(item, "message", None)
                 if message is None or _RESERVED in message.__dict__ or message.actor_name not in self.tracked:
@@ -129,7 +131,11 @@ class JobTracking(Middleware):
 
     def _release_reserved(self) -> None:
         """Give back the claims made ahead for messages no thread took (the worker is stopping)."""
-        reserved, self._reserved = list(self._reserved.values()), {}
+        if self._work_queue is None:
+            return
+        with self._work_queue.mutex:  # a batch being built now has registered its claims, a later one makes none
+            self._ahead_max_run_s = 0.0
+            reserved, self._reserved = list(self._reserved.values()), {}
         held: list[tuple[uuid.UUID, int]] = []
         for reservation in reserved:
             with contextlib.suppress(Exception):  # not claimed, or unknown: its next claim finds out
