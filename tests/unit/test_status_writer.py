@@ -128,25 +128,13 @@ def test_claim_of_a_cancelled_or_finished_job_is_none_and_changes_nothing(
     assert (row["status"], row["attempts"]) == (status, 0)
 
 
+@pytest.mark.parametrize("started_attempt", [1, None], ids=["started", "row_from_before_started_attempt"])
 def test_claim_of_a_job_still_running_counts_a_crash(
-    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
+    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str, started_attempt: int | None
 ) -> None:
     writer = new_writer()
     writer.start()
-    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1, started_attempt=1)
-
-    claim = writer.claim(job_id)
-
-    assert claim is not None
-    assert (claim.attempts, claim.crashes, claim.unproven) == (2, 1, False)
-
-
-def test_claim_of_a_job_still_running_from_before_started_attempt_existed_counts_a_crash(
-    new_writer: Any, db: Engine, app_id: uuid.UUID, prefix: str
-) -> None:
-    writer = new_writer()
-    writer.start()
-    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1, started_attempt=None)
+    job_id = store(db, new_row(app_id, prefix), status="running", attempts=1, started_attempt=started_attempt)
 
     claim = writer.claim(job_id)
 
