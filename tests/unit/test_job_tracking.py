@@ -85,7 +85,7 @@ def job_types(ran: list[uuid.UUID]) -> dict[str, JobType]:
 
     def slow(ctx: JobContext, payload: canary.CanaryPayload) -> dict[str, object]:
         ran.append(ctx.job_id)
-        time.sleep(0.05)
+        time.sleep(0.05)  # the job's own work (50 ms), not a wait for something to happen
         return {}
 
     fast = {"min_backoff_ms": MIN_BACKOFF_MS, "max_backoff_ms": 2 * MIN_BACKOFF_MS}
