@@ -121,14 +121,14 @@ class StatusWriter:
         """Mark the job running, as it starts; ``None`` when it must not run (cancelled, finished,
         unknown, or its ``generation`` is not the message's: the reconciler replaced that message)."""
         future: Pending[Claim | None] = Pending()
-        self._inbox.put(("claim", (job_id, generation, True), future))
+        self._inbox.put(_claim_item(job_id, generation, future, starting=True))
         return future.result(timeout=self._wait_s)
 
     def reserve(self, job_id: uuid.UUID, generation: int = 0) -> Pending[Claim | None]:
         """``claim`` ahead, without waiting, for a job that will start later: ``started`` records its
         start, or ``release`` gives the claim back if it never does."""
         future: Pending[Claim | None] = Pending()
-        self._inbox.put(("claim", (job_id, generation, False), future))
+        self._inbox.put(_claim_item(job_id, generation, future, starting=False))
         return future
 
     def started(self, job_id: uuid.UUID, attempts: int) -> Pending[None]:
@@ -193,7 +193,7 @@ class StatusWriter:
         if self.claim_ahead is None:
             return []
         try:
-            return [("claim", (job_id, generation, False), fut) for job_id, generation, fut in self.claim_ahead()]
+            return [_claim_item(job, generation, fut, starting=False) for job, generation, fut in self.claim_ahead()]
         except Exception:  # the writer's boundary: its thread must go on; the jobs are claimed as they start
             log.exception("claims ahead not made", extra={"action": "claim_ahead_failed"})
             return []
@@ -290,12 +290,22 @@ class StatusWriter:
                 conn.execute(q.KILL, (error_type, error_message, outcome.job_id))
             if releases:
                 held = sorted({item for item, _ in releases})
-                conn.execute(q.RELEASE_BATCH, (q.uuid_array([i for i, _ in held]), q.int_array([a for _, a in held])))
+                conn.execute(q.RELEASE_BATCH, _attempt_params(held))
             if ids:
                 claimed = conn.execute(q.CLAIM_BATCH, claim_params).fetchall()
         if started:
-            conn.execute(q.START_BATCH, (q.uuid_array([i for i, _ in started]), q.int_array([a for _, a in started])))
+            conn.execute(q.START_BATCH, _attempt_params(started))
         return claimed
+
+
+def _claim_item(job_id: uuid.UUID, generation: int, future: Pending[Claim | None], *, starting: bool) -> Any:
+    """A claim as the writer's inbox and batches hold it (``starting``: see ``CLAIM_BATCH``)."""
+    return ("claim", (job_id, generation, starting), future)
+
+
+def _attempt_params(pairs: list[tuple[uuid.UUID, int]]) -> tuple[str, str]:
+    """``START_BATCH`` / ``RELEASE_BATCH`` parameters for ``(job id, attempt)`` pairs."""
+    return q.uuid_array([job_id for job_id, _ in pairs]), q.int_array([attempt for _, attempt in pairs])
 
 
 def _claims(batch: list[Any]) -> int:
