@@ -47,6 +47,7 @@ from satworks.workers.middleware.metrics import JobMetricsMiddleware
 from satworks.workers.middleware.tracking import JobTracking
 from satworks.workers.orphans import StopWhenOrphaned
 from satworks.workers.reaper import DeadWorkerReaper
+from satworks.workers.signals import coalesce_stop_signals
 from satworks.workers.status import StatusWriter
 
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -93,6 +94,7 @@ def build(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
+coalesce_stop_signals()  # first: a pool stopped as a process group while this process starts stops gracefully too
 settings = Settings()
 logs.configure(settings.log_level)
 broker = build(settings)

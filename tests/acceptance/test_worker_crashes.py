@@ -244,3 +244,28 @@ async def test_a_stopping_worker_gives_back_the_claims_of_jobs_it_never_started(
     done = await wait_for_status(client, auth, waiting, "succeeded", timeout_s=30)
     assert done["attempts"] == 1
     assert job_row(settings, waiting)["crashes"] == 0  # type: ignore[index]
+
+
+async def test_a_sigterm_to_the_whole_process_group_stops_the_pool_gracefully(
+    aiohttp_client: Any, isolated: Settings, pools: list[WorkerProcess], auth: Any, settings: Any, tmp_path: Any
+) -> None:
+    """Unsupervised, each worker process gets the SIGTERM twice: from the group and from Dramatiq's
+    main process passing it on. Together they are one request to stop, not "stop, then kill now"."""
+    from tests.support import job_row
+
+    client = await aiohttp_client(create_app(isolated))
+    log = tmp_path / "pool.log"
+    pool = WorkerProcess(isolated, queues="default", threads=1, log=log).start()
+    pools.append(pool)
+    running = await post_job(client, auth, payload={"sleep_ms": 3_000})
+    await wait_for_status(client, auth, running["id"], "running")
+    waiting = await post_job(client, auth)
+    assert pool.proc is not None
+    os.killpg(pool.proc.pid, signal.SIGTERM)  # as honcho's stop and systemd's KillMode=control-group do
+
+    assert pool.proc.wait(timeout=30) == 0
+    assert "Killing worker process" not in log.read_text()
+    ran = job_row(settings, running["id"])
+    assert ran is not None and (ran["status"], ran["attempts"], ran["crashes"]) == ("succeeded", 1, 0)
+    left = job_row(settings, waiting["id"])
+    assert left is not None and (left["status"], left["attempts"]) == ("queued", 0)
