@@ -139,3 +139,31 @@ def test_a_deferred_ack_reaches_rabbitmq_only_when_it_runs(rabbitmq: str) -> Non
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
             broker.channel.queue_delete(name)
         broker.close()
+
+
+def test_messages_whose_ack_waits_leave_room_for_as_many_to_run(rabbitmq: str) -> None:
+    """Dramatiq's window (``prefetch``) for messages to run, and as many again for those that ran and whose
+    ack waits for their outcome's commit; beyond that RabbitMQ delivers nothing until an ack."""
+    broker = SatworksRabbitmqBroker(url=rabbitmq)
+    queue = f"window_{uuid.uuid4().hex[:10]}"
+    broker.declare_queue(queue, ensure=True)
+    try:
+        for _ in range(5):
+            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
+        consumer = broker.consume(queue, prefetch=2, timeout=200)
+        held = [wait_until(lambda: next(consumer), what=f"message {n + 1} of the window") for n in range(4)]
+        assert next(consumer) is None and next(consumer) is None  # the fifth waits for room
+        waiting: list[Callable[[], None]] = []
+        setattr(held[0], ACK_AFTER, waiting.append)
+        consumer.ack(held[0])
+        assert next(consumer) is None  # deferred: its place is still taken
+        waiting[0]()
+        fifth = wait_until(lambda: next(consumer), what="the fifth message, once an ack reached RabbitMQ")
+        assert fifth.message_id not in {m.message_id for m in held}
+        for message in (*held[1:], fifth):
+            consumer.ack(message)
+        consumer.close()
+    finally:
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
+        broker.close()
