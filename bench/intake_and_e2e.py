@@ -40,6 +40,7 @@ from bench.harness import (
     Config,
     Processes,
     Results,
+    compile_package,
     cpu_busy,
     executable,
     free_port,
@@ -102,6 +103,7 @@ def main() -> int:
             log(f"machine: {results.idle_check}")
             if busy > 0.15:
                 results.problems.append(f"machine not idle before the run ({results.idle_check}): figures are noisy")
+            compile_package()
             reset_stores()
             intake.phase_bare(cfg, procs, results)
             if args.baselines_only:

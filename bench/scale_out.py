@@ -54,6 +54,7 @@ from bench.harness import (
     DrainResult,
     Processes,
     broker_messages,
+    compile_package,
     cpu_busy,
     create_app_key,
     executable,
@@ -268,6 +269,7 @@ def main() -> int:
     failed = False
     try:
         with time_budget(420 if args.quick else 1_200):
+            compile_package()
             delete_rabbit_queues()
             for case in cases:
                 results[case.key] = (run_raw if case.raw_processes else run_satworks)(case, procs, n, args.threads)

@@ -87,6 +87,11 @@ sw_ensure_venv() {
   else
     sw_log "venv: up to date ($SW_VENV)"
   fi
+  # An editable install leaves satworks' own modules uncompiled; with PYTHONDONTWRITEBYTECODE set, every
+  # process (each worker of a pool, each test's subprocess) then compiled them again as it started. A
+  # wheel is compiled when installed; this does the same (only files changed since, by their mtime).
+  "$SW_VENV/bin/python" -m compileall -q "$SW_ROOT/satworks" >/dev/null ||
+    sw_log "compileall: some modules did not compile (ruff and the tests will say which)"
   export VIRTUAL_ENV=$SW_VENV PATH=$SW_VENV/bin:$PATH
 }
 
