@@ -111,59 +111,64 @@ def test_the_reconciler_sees_a_rabbitmq_that_lost_its_epoch_as_wiped(rabbit_sett
         broker.close()
 
 
-def test_a_deferred_ack_reaches_rabbitmq_only_when_it_runs(rabbitmq: str) -> None:
-    """Unacknowledged at the consumer's close, the message comes back; acknowledged late, it does not."""
+@pytest.fixture
+def scratch_queue(rabbitmq: str) -> Iterator[tuple[SatworksRabbitmqBroker, str]]:
+    """A satworks RabbitMQ broker and a queue of this test's own, deleted (with its DQ and XQ) afterwards."""
     broker = SatworksRabbitmqBroker(url=rabbitmq)
-    queue = f"deferred_{uuid.uuid4().hex[:10]}"
+    queue = f"scratch_{uuid.uuid4().hex[:10]}"
     broker.declare_queue(queue, ensure=True)
-    try:
-        for _ in range(2):
-            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
-        first = broker.consume(queue, prefetch=2, timeout=1_000)
-        fetched = [wait_until(lambda: next(first), what="a message fetched") for _ in range(2)]
-        held: list[Callable[[], None]] = []
-        for message in fetched:
-            setattr(message, ACK_AFTER, held.append)
-            first.ack(message)
-        assert len(held) == 2
-        held[0]()  # only the first message's ack runs
-        first.close()
-
-        second = broker.consume(queue, prefetch=2, timeout=200)
-        back = wait_until(lambda: next(second), what="the message whose ack never ran, redelivered")
-        assert back.message_id == fetched[1].message_id
-        assert next(second) is None  # and nothing else: the first one was acknowledged
-        second.ack(back)
-        second.close()
-    finally:
-        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-            broker.channel.queue_delete(name)
-        broker.close()
+    yield broker, queue
+    for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+        broker.channel.queue_delete(name)
+    broker.close()
 
 
-def test_messages_whose_ack_waits_leave_room_for_as_many_to_run(rabbitmq: str) -> None:
+def enqueue_plain(broker: SatworksRabbitmqBroker, queue: str, n: int) -> None:
+    for _ in range(n):
+        broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
+
+
+def test_a_deferred_ack_reaches_rabbitmq_only_when_it_runs(
+    scratch_queue: tuple[SatworksRabbitmqBroker, str],
+) -> None:
+    """Unacknowledged at the consumer's close, the message comes back; acknowledged late, it does not."""
+    broker, queue = scratch_queue
+    enqueue_plain(broker, queue, 2)
+    first = broker.consume(queue, prefetch=2, timeout=1_000)
+    fetched = [wait_until(lambda: next(first), what="a message fetched") for _ in range(2)]
+    held: list[Callable[[], None]] = []
+    for message in fetched:
+        setattr(message, ACK_AFTER, held.append)
+        first.ack(message)
+    assert len(held) == 2
+    held[0]()  # only the first message's ack runs
+    first.close()
+
+    second = broker.consume(queue, prefetch=2, timeout=200)
+    back = wait_until(lambda: next(second), what="the message whose ack never ran, redelivered")
+    assert back.message_id == fetched[1].message_id
+    assert next(second) is None  # and nothing else: the first one was acknowledged
+    second.ack(back)
+    second.close()
+
+
+def test_messages_whose_ack_waits_leave_room_for_as_many_to_run(
+    scratch_queue: tuple[SatworksRabbitmqBroker, str],
+) -> None:
     """Dramatiq's window (``prefetch``) for messages to run, and as many again for those that ran and whose
     ack waits for their outcome's commit; beyond that RabbitMQ delivers nothing until an ack."""
-    broker = SatworksRabbitmqBroker(url=rabbitmq)
-    queue = f"window_{uuid.uuid4().hex[:10]}"
-    broker.declare_queue(queue, ensure=True)
-    try:
-        for _ in range(5):
-            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
-        consumer = broker.consume(queue, prefetch=2, timeout=200)
-        held = [wait_until(lambda: next(consumer), what=f"message {n + 1} of the window") for n in range(4)]
-        assert next(consumer) is None and next(consumer) is None  # the fifth waits for room
-        waiting: list[Callable[[], None]] = []
-        setattr(held[0], ACK_AFTER, waiting.append)
-        consumer.ack(held[0])
-        assert next(consumer) is None  # deferred: its place is still taken
-        waiting[0]()
-        fifth = wait_until(lambda: next(consumer), what="the fifth message, once an ack reached RabbitMQ")
-        assert fifth.message_id not in {m.message_id for m in held}
-        for message in (*held[1:], fifth):
-            consumer.ack(message)
-        consumer.close()
-    finally:
-        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-            broker.channel.queue_delete(name)
-        broker.close()
+    broker, queue = scratch_queue
+    enqueue_plain(broker, queue, 5)
+    consumer = broker.consume(queue, prefetch=2, timeout=200)
+    held = [wait_until(lambda: next(consumer), what=f"message {n + 1} of the window") for n in range(4)]
+    assert next(consumer) is None and next(consumer) is None  # the fifth waits for room
+    waiting: list[Callable[[], None]] = []
+    setattr(held[0], ACK_AFTER, waiting.append)
+    consumer.ack(held[0])
+    assert next(consumer) is None  # deferred: its place is still taken
+    waiting[0]()
+    fifth = wait_until(lambda: next(consumer), what="the fifth message, once an ack reached RabbitMQ")
+    assert fifth.message_id not in {m.message_id for m in held}
+    for message in (*held[1:], fifth):
+        consumer.ack(message)
+    consumer.close()
