@@ -1,22 +1,29 @@
-"""What a job's state moves cost Postgres, before and after ``job_watch`` (migration 0013), in one run.
+"""What a job's state moves cost Postgres, and the share of that which keeps ``job_watch``, in one run.
 
-Two databases are migrated side by side: one to ``0012_cost_indexes`` (the maintenance partial indexes on
-``jobs`` itself) and one to head (``job_watch`` kept by triggers, no index of ``jobs`` on a column the
-workers change). Each then takes the same statements the intake and the status writer send: ``--jobs``
-rows inserted in batches of ``--batch`` (``INSERT_BATCH``), then claimed and finished batch by batch
-(``FINISH_AND_CLAIM``: the previous batch's outcomes and the next batch's claims in one statement, as a
-busy worker's writer sends them), on one autocommit connection. Rounds alternate between the two so a
-change in machine load hits both. Printed per round: jobs/s for the inserts and for claim+finish, the
-share of ``jobs`` updates Postgres made in place (HOT), and the sizes of ``jobs`` and its indexes.
+Two databases are migrated to head side by side; in one the triggers that keep ``job_watch``
+(``job_watch_inserted``/``_updated``/``_deleted``, migration 0013) are disabled, which no deployment
+does: it prices the watch, the cost of listing, reconciling and counting in O(limit) (bench/cost_curves.py).
+Each then takes the same statements the intake and the status writer send: ``--jobs`` rows inserted in
+batches of ``--batch`` (``INSERT_BATCH``), then claimed and finished batch by batch (``FINISH_AND_CLAIM``:
+the previous batch's outcomes and the next batch's claims in one statement, as a busy worker's writer
+sends them), on one autocommit connection. Rounds alternate between the two so a change in machine load
+hits both. Printed per round: jobs/s for the inserts and for claim+finish, the Postgres backend's CPU per
+job for each (from /proc, so Postgres must run on this machine), the share of ``jobs`` updates Postgres
+made in place (HOT), and the sizes of ``jobs`` and its indexes.
+
+Before migration 0014 this bench compared a database at ``0012_cost_indexes`` with head; the statements
+have changed with the schema since (the intake's marker table, ``started_attempt``), so that comparison is
+in bench/RESULTS.md only.
 
 Usage: ``python bench/job_writes.py [--jobs 20000] [--batch 16] [--rounds 2]``. Uses databases
-``satworks_bench_writes_before`` and ``satworks_bench_writes_after`` (dropped and recreated); exits 1 on
+``satworks_bench_writes_unwatched`` and ``satworks_bench_writes_head`` (dropped and recreated); exits 1 on
 an error or a wrong count.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -37,15 +44,30 @@ from satworks.jobs.status import JobStatus
 from satworks.jobs.submission import job_row
 from satworks.workers.status import Outcome, outcomes_json
 
-VARIANTS = {"before": "0012_cost_indexes", "after": "head"}
+VARIANTS = ("unwatched", "head")
+WATCH_TRIGGERS = ("job_watch_inserted", "job_watch_updated", "job_watch_deleted")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FINISHED_AT = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def prepare(name: str, revision: str) -> str:
+def prepare(name: str) -> str:
     database = f"satworks_bench_writes_{name}"
     recreate_database(database, admin_url=PG_ADMIN_URL, create=True)
-    upgrade(f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{database}", revision)
-    return f"{PG_SERVER}/{database}"
+    upgrade(f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{database}", "head")
+    dsn = f"{PG_SERVER}/{database}"
+    if name == "unwatched":
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for trigger in WATCH_TRIGGERS:
+                conn.execute(f"ALTER TABLE jobs DISABLE TRIGGER {trigger}")
+    return dsn
+
+
+def backend_cpu_s(conn: psycopg.Connection[Any]) -> float:
+    """CPU seconds (user + system) the server process of ``conn`` has used so far."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    fields = Path(f"/proc/{row[0]}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
@@ -63,10 +85,12 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
             for _ in range(jobs)
         ]
         before = _updates(conn)
+        cpu_at = backend_cpu_s(conn)
         started = time.perf_counter()
         for i in range(0, jobs, batch):
             conn.execute(q.INSERT_BATCH, (q.rows_json(rows[i : i + batch]),))
         inserted_s = time.perf_counter() - started
+        insert_cpu_s, cpu_at = backend_cpu_s(conn) - cpu_at, backend_cpu_s(conn)
 
         ids = [row.id for row in rows]
         claimed = 0
@@ -84,6 +108,7 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
                 claimed += len(conn.execute(q.CLAIM_BATCH, claims).fetchall())
             previous = chunk
         moved_s = time.perf_counter() - started
+        moves_cpu_s = backend_cpu_s(conn) - cpu_at
         done = conn.execute("SELECT count(*) FROM jobs WHERE status = 'succeeded'").fetchone()
         if claimed != jobs or done != (jobs,):
             raise BenchError(f"claimed {claimed}, succeeded {done}, expected {jobs}")
@@ -93,6 +118,8 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
     return {
         "insert_jobs_s": jobs / inserted_s,
         "claim_finish_jobs_s": jobs / moved_s,
+        "insert_cpu_ms": insert_cpu_s * 1e3 / jobs,
+        "claim_finish_cpu_ms": moves_cpu_s * 1e3 / jobs,
         "hot_share": hot / updates if updates else float("nan"),
         "heap_mb": sizes[0] / 2**20 if sizes else 0.0,
         "indexes_mb": sizes[1] / 2**20 if sizes else 0.0,
@@ -114,15 +141,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     try:
-        dsns = {name: prepare(name, revision) for name, revision in VARIANTS.items()}
+        dsns = {name: prepare(name) for name in VARIANTS}
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
         for round_no in range(1, args.rounds + 1):
             for name, dsn in dsns.items():
                 got = one_round(dsn, args.jobs, args.batch)
                 results[name].append(got)
                 print(
-                    f"round {round_no} {name:6s} insert {got['insert_jobs_s']:8,.0f} jobs/s"
-                    f"  claim+finish {got['claim_finish_jobs_s']:8,.0f} jobs/s  HOT {got['hot_share']:6.1%}"
+                    f"round {round_no} {name:9s} insert {got['insert_jobs_s']:7,.0f} jobs/s"
+                    f" ({got['insert_cpu_ms']:.3f} ms CPU/job)  claim+finish {got['claim_finish_jobs_s']:7,.0f} jobs/s"
+                    f" ({got['claim_finish_cpu_ms']:.3f} ms CPU/job)  HOT {got['hot_share']:6.1%}"
                     f"  jobs heap {got['heap_mb']:.1f} MB, indexes {got['indexes_mb']:.1f} MB",
                     flush=True,
                 )
@@ -130,10 +158,14 @@ def main() -> int:
             name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
             for name, rounds in results.items()
         }
-        b, a = medians["before"], medians["after"]
-        print(f"median insert        after/before = {a['insert_jobs_s'] / b['insert_jobs_s']:.2f}")
-        print(f"median claim+finish  after/before = {a['claim_finish_jobs_s'] / b['claim_finish_jobs_s']:.2f}")
-        print(f"HOT share            before {b['hot_share']:.1%}, after {a['hot_share']:.1%}")
+        b, a = medians["unwatched"], medians["head"]
+        for step in ("insert", "claim_finish"):
+            print(
+                f"median {step:12s} head / unwatched: jobs/s {a[f'{step}_jobs_s'] / b[f'{step}_jobs_s']:.2f},"
+                f" Postgres CPU per job {a[f'{step}_cpu_ms']:.3f} / {b[f'{step}_cpu_ms']:.3f} ms"
+                f" (the watch's share {1 - b[f'{step}_cpu_ms'] / a[f'{step}_cpu_ms']:.0%})"
+            )
+        print(f"HOT share            unwatched {b['hot_share']:.1%}, head {a['hot_share']:.1%}")
     except (BenchError, psycopg.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
