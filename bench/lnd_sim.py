@@ -1,4 +1,5 @@
-"""Latency of the lnd client against the lnd simulator, in one run: ``python -m bench.lnd_sim [--n 300]``.
+"""Latency of the lnd client against the lnd simulator, in one run: ``python bench/lnd_sim.py [--n 300]``
+(or ``python -m bench.lnd_sim``).
 
 Measures, through TLS, macaroons and the real gRPC surface, per call: GetInfo (the baseline: a call
 that does nothing), AddInvoice, LookupInvoice, a payment (SendPaymentV2 until SUCCEEDED) and the
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository root holds ``tests``, whose simulator fixture it uses
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.integration.lnd_fixtures import running_lnd
 
