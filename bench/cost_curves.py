@@ -16,8 +16,9 @@ its transaction); rows are generated in Postgres (``INSERT ... SELECT generate_s
   reconciler a run with nothing to repair (median of 5)
   retention  one pass (at most 10 batches of 1000 rows per table)
 
-The table and a plot (``bench/cost_curves.png``) show each figure per step; the first step is the
-baseline. Nothing is asserted on time: the run fails only on errors or wrong counts.
+The table and a plot (``bench/cost_curves.png``; with ``--quick`` ``bench/cost_curves_quick.png``) show
+each figure per step; the first step is the baseline. Nothing is asserted on time: the run fails only on
+errors or wrong counts.
 
     .venv/bin/python bench/cost_curves.py --quick                 # 0 / 100k / 1M jobs, 1k / 10k / 100k open
     .venv/bin/python bench/cost_curves.py                         # 0 / 1M / 10M jobs, 10k / 100k / 1M open
@@ -536,10 +537,14 @@ def main() -> int:
     parser.add_argument("--paid", type=int, default=20, help="requests paid in the block each sweep reads")
     parser.add_argument("--wrk-seconds", type=int, default=None)
     parser.add_argument("--without-0012", action="store_true", help="drop migration 0012's indexes first")
-    parser.add_argument("--plot", type=Path, default=BENCH / "cost_curves.png")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="default: bench/cost_curves.png (--quick: cost_curves_quick.png)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
+    if args.plot is None:  # a quick run must not overwrite the full-size plot RESULTS.md shows
+        args.plot = BENCH / ("cost_curves_quick.png" if args.quick else "cost_curves.png")
     job_sizes = args.sizes or ([0, 100_000, 1_000_000] if args.quick else [0, 1_000_000, 10_000_000])
     open_sizes = args.open or ([1_000, 10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     if len(job_sizes) != len(open_sizes):
