@@ -5,7 +5,8 @@ back the held messages" and a second as "kill now" (``sys.exit`` in the main thr
 stopped). A signal to the pool's whole process group (honcho stopping, systemd's default
 ``KillMode=control-group``, a terminal hanging up) reaches each worker process twice within
 milliseconds: directly, and from Dramatiq's main process, which passes every signal on. Read as two,
-the pool cut its running jobs off and then hung with its worker threads still taking messages.
+the main thread exited without stopping the worker: its threads went on taking messages, and the pool
+never exited until it was killed, which cuts off whatever runs then and counts a crash.
 
 So a repeat of the same signal within ``REPEAT_WINDOW_S`` of the first is dropped; a later one still
 means "kill now", as an operator sending it again expects.
