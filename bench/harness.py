@@ -579,17 +579,28 @@ def machine_probe() -> str:
     return f"probe: thread round trip {speed['rt_us']:.0f} us, Python loop {speed['loop_ms']:.0f} ms"
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a ``/proc/<pid>/stat`` after the command name (field 3, the state, comes first)."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def group_cpu_s(pgid: int) -> float:
     """CPU seconds (user + system) used so far by the live processes of process group ``pgid``."""
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat)
         except (OSError, IndexError):
             continue  # gone meanwhile
         if int(fields[2]) == pgid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def git_commit() -> str:

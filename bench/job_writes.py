@@ -23,7 +23,6 @@ an error or a wrong count.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import PG_ADMIN_URL, PG_SERVER, BenchError, recreate_database
+from bench.harness import PG_ADMIN_URL, PG_SERVER, BenchError, process_cpu_s, recreate_database
 from satworks.db import jobs as q
 from satworks.db.migrate import upgrade
 from satworks.jobs.request import JobIn
@@ -46,7 +45,6 @@ from satworks.workers.status import Outcome, outcomes_json
 
 VARIANTS = ("unwatched", "head")
 WATCH_TRIGGERS = ("job_watch_inserted", "job_watch_updated", "job_watch_deleted")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FINISHED_AT = datetime(2026, 12, 6, tzinfo=UTC)
 
 
@@ -64,10 +62,7 @@ def prepare(name: str) -> str:
 
 def backend_cpu_s(conn: psycopg.Connection[Any]) -> float:
     """CPU seconds (user + system) the server process of ``conn`` has used so far."""
-    row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    fields = Path(f"/proc/{row[0]}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return process_cpu_s(conn.info.backend_pid)
 
 
 def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
@@ -90,7 +85,8 @@ def one_round(dsn: str, jobs: int, batch: int) -> dict[str, Any]:
         for i in range(0, jobs, batch):
             conn.execute(q.INSERT_BATCH, (q.rows_json(rows[i : i + batch]),))
         inserted_s = time.perf_counter() - started
-        insert_cpu_s, cpu_at = backend_cpu_s(conn) - cpu_at, backend_cpu_s(conn)
+        now = backend_cpu_s(conn)
+        insert_cpu_s, cpu_at = now - cpu_at, now
 
         ids = [row.id for row in rows]
         claimed = 0
