@@ -1,6 +1,7 @@
 """Figures C, D and D': plain Dramatiq against ``satworks worker`` draining the same number of jobs.
 
 C   plain Dramatiq no-op actor (bench/raw_dramatiq.py), 2 processes x 8 threads: jobs/s to drain
+C'  the same with exact job tracking written the textbook way (bench/raw_tracked.py), on a copy of D's jobs
 D   ``satworks worker`` draining the canary jobs queued by figure B, 2 x 8: jobs/s until all succeeded
 D'  enqueue-to-finish latency of paced jobs with the worker of D still running
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from bench import raw_tracked
 from bench.harness import (
     BENCH_DB,
     DB_POLL_S,
@@ -42,6 +44,7 @@ from bench.harness import (
 )
 from bench.raw_dramatiq import QUEUE as RAW_QUEUE
 from bench.raw_dramatiq import RawBench
+from bench.raw_tracked import tracked_bench
 from bench.saturation import Watch
 
 E2E_TARGET = 0.85  # satworks end-to-end jobs/s >= 85% of plain Dramatiq (issue 14)
@@ -57,19 +60,40 @@ class Pool:
 
 
 def drain_raw(
-    procs: Processes, n: int, *, broker_url: str, queue: str, processes: int, threads: int, watch: bool = False
+    procs: Processes,
+    n: int,
+    *,
+    broker_url: str,
+    queue: str,
+    processes: int,
+    threads: int,
+    watch: bool = False,
+    tracked_db: str | None = None,
 ) -> DrainResult:
     """Enqueue ``n`` no-op messages on ``broker_url``'s ``queue``, then time ``dramatiq bench.raw_dramatiq``
-    draining them; ``watch``: with the CPU and store figures of bench/saturation.py."""
-    raw = RawBench(broker_url, queue)
-    label = f"raw dramatiq {'rabbitmq' if raw.rabbit else 'redis'} {processes}p"
+    draining them; ``watch``: with the CPU and store figures of bench/saturation.py. ``tracked_db``: run
+    bench/raw_tracked.py instead, one message per waiting job of ``jobs`` (copied to ``raw_jobs`` in that
+    database), and check that each of the ``n`` ended ``succeeded`` in one attempt."""
+    module = "bench.raw_tracked" if tracked_db else "bench.raw_dramatiq"
+    raw = tracked_bench(broker_url, queue, tracked_db) if tracked_db else RawBench(broker_url, queue)
+    kind = "rabbitmq" if raw.rabbit else "redis"
+    label = f"raw dramatiq{' + textbook tracking' if tracked_db else ''} {kind} {processes}p"
+    env = {**os.environ, "BENCH_RAW_BROKER_URL": broker_url, "BENCH_RAW_QUEUE": queue}
     try:
-        log(f"{label}: enqueueing {n} no-op messages")
-        raw.enqueue_many(n)
+        if tracked_db:
+            env["BENCH_TRACKED_DB_URL"] = tracked_db
+            with psycopg.connect(tracked_db, autocommit=True) as conn:
+                ids = raw_tracked.prepare(conn)
+            if len(ids) != n:
+                raise BenchError(f"{label}: {len(ids)} waiting jobs to copy, expected {n}")
+            log(f"{label}: enqueueing {n} messages, one per job of {raw_tracked.TABLE}")
+            raw.enqueue([(job_id,) for job_id in ids])
+        else:
+            log(f"{label}: enqueueing {n} no-op messages")
+            raw.enqueue_many(n)
         # RabbitMQ publishes without confirms: the queue's count catches up a moment later
         poll(lambda: raw.pending() == n, deadline_s=30, what=f"{label}: {n} messages pending")
-        env = {**os.environ, "BENCH_RAW_BROKER_URL": broker_url, "BENCH_RAW_QUEUE": queue}
-        argv = [executable("dramatiq"), "bench.raw_dramatiq", "--processes", str(processes), "--threads", str(threads)]
+        argv = [executable("dramatiq"), module, "--processes", str(processes), "--threads", str(threads)]
         log(f"{label}: {' '.join(argv[1:])}")
         series: list[tuple[float, int]] = []
         watching: Watch | None = None
@@ -97,6 +121,11 @@ def drain_raw(
             raise BenchError(f"{label}: {raw.pending()} messages back in the queue after the worker stopped")
         if watching is not None:
             watching.usage["jobs"] = n - window_from
+        if tracked_db:
+            with psycopg.connect(tracked_db, autocommit=True) as conn:
+                counts = raw_tracked.outcome_counts(conn)
+            if counts.get("succeeded", 0) != n or counts["max_attempts"] != 1:
+                raise BenchError(f"{label}: {raw_tracked.TABLE} after the drain: {counts}, expected {n} succeeded once")
     finally:
         raw.delete()
         raw.close()
@@ -121,6 +150,19 @@ def drain_raw(
 def phase_raw(cfg: Config, procs: Processes, results: Results, n: int) -> None:
     results.raw = drain_raw(
         procs, n, broker_url=REDIS_URL, queue=RAW_QUEUE, processes=cfg.processes, threads=cfg.threads
+    )
+
+
+def phase_tracked(cfg: Config, procs: Processes, results: Results, n: int) -> None:
+    """C': raw Dramatiq with the textbook exact tracking, on a copy of the ``n`` jobs phase D drains."""
+    results.tracked = drain_raw(
+        procs,
+        n,
+        broker_url=REDIS_URL,
+        queue=RAW_QUEUE,
+        processes=cfg.processes,
+        threads=cfg.threads,
+        tracked_db=PG_BENCH_URL,
     )
 
 
@@ -254,7 +296,11 @@ def phase_latency(
 
 def table_rows(results: Results) -> list[str]:
     lines: list[str] = []
-    for label, drain in (("C raw dramatiq no-op", results.raw), ("D satworks e2e canary", results.e2e)):
+    for label, drain in (
+        ("C raw dramatiq no-op", results.raw),
+        ("C' raw + textbook tracking", results.tracked),
+        ("D satworks e2e canary", results.e2e),
+    ):
         if drain is not None:
             lines += drain_rows(label, drain)
     if results.latency:
@@ -272,7 +318,16 @@ def ratio_lines(results: Results) -> list[str]:
         return []
     steady = results.e2e.steady_jobs_per_s / results.raw.steady_jobs_per_s
     mid = results.e2e.mid_jobs_per_s / results.raw.mid_jobs_per_s if results.raw.mid_jobs_per_s else 0.0
-    return [
+    lines = [
         ratio_line("e2e / raw dramatiq jobs/s", results.e2e.jobs_per_s / results.raw.jobs_per_s, E2E_TARGET),
         f"  (steady-state rates: {steady:.2f}; 10-90 %, as scale_out.py: {mid:.2f})",
     ]
+    if results.tracked:
+        tracked, e2e, raw = results.tracked, results.e2e, results.raw
+        lines += [
+            f"  textbook tracking / raw dramatiq jobs/s = {tracked.jobs_per_s / raw.jobs_per_s:6.2f}"
+            f"   (steady {tracked.steady_jobs_per_s / raw.steady_jobs_per_s:.2f})",
+            f"  e2e / textbook tracking jobs/s          = {e2e.jobs_per_s / tracked.jobs_per_s:6.2f}"
+            f"   (steady {e2e.steady_jobs_per_s / tracked.steady_jobs_per_s:.2f})",
+        ]
+    return lines

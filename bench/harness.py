@@ -130,6 +130,7 @@ class Results:
     intake: HttpResult | None = None
     intake_check: dict[str, int] = field(default_factory=dict)
     raw: DrainResult | None = None
+    tracked: DrainResult | None = None  # raw Dramatiq with the textbook exact tracking (bench/raw_tracked.py)
     e2e: DrainResult | None = None
     latency: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)

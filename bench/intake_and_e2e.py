@@ -6,10 +6,12 @@ One run measures, on this machine and in this order:
   B  ``satworks web`` POST /v1/jobs under the same wrk load (no worker running): req/s, p50, p99,
      checked against the jobs rows in Postgres and the messages in the broker
   C  plain Dramatiq no-op actor (bench/raw_dramatiq.py), 2 processes x 8 threads: jobs/s to drain
+  C' the same with exact job tracking done the textbook way (bench/raw_tracked.py: a claim and an
+     outcome committed per message), on a copy of B's jobs: what exact tracking costs done plainly
   D  ``satworks worker`` draining the canary jobs of phase B, 2 x 8: jobs/s until all succeeded,
      then enqueue-to-finish latency of paced jobs with the worker running
 
-and prints a table with the ratios B/A and D/C. Figures are only comparable within one run.
+and prints a table with the ratios B/A, D/C, C'/C and D/C'. Figures are only comparable within one run.
 
     .venv/bin/python bench/intake_and_e2e.py [--quick] [--json out.json] [--baselines-only]
 
@@ -80,6 +82,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs, 5000 jobs")
     parser.add_argument("--jobs", type=int, default=None, help="jobs for C and D (default 20000, quick 5000)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--no-tracked", action="store_true", help="skip C' (raw Dramatiq with textbook tracking)")
     parser.add_argument("--baselines-only", action="store_true", help="only A and C (no satworks needed)")
     args = parser.parse_args()
     cfg = Config.create(quick=bool(args.quick), jobs=args.jobs)
@@ -114,6 +117,8 @@ def main() -> int:
                 )
                 base, token, queued = intake.phase_intake(cfg, procs, results, env)
                 e2e.phase_raw(cfg, procs, results, queued)
+                if not args.no_tracked:
+                    e2e.phase_tracked(cfg, procs, results, queued)
                 e2e.phase_e2e(cfg, procs, results, env, base, token, queued)
                 procs.stop("satworks_web")
     except BenchError as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -27,33 +29,46 @@ def noop() -> None:
 
 
 class RawBench:
-    """Dramatiq's own broker for ``url`` and the no-op actor on ``queue``."""
+    """Dramatiq's own broker for ``url`` and one actor on ``queue``: the no-op, unless ``fn`` is given
+    (with ``middleware`` added to the broker before the actor is declared)."""
 
-    def __init__(self, url: str, queue: str = QUEUE) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue: str = QUEUE,
+        *,
+        fn: Callable[..., None] = noop,
+        middleware: Sequence[dramatiq.Middleware] = (),
+    ) -> None:
         self.url = url
         self.queue = queue
         self.rabbit = url.startswith(("amqp://", "amqps://"))
         self.broker: dramatiq.Broker = (
             RabbitmqBroker(url=url) if self.rabbit else RedisBroker(url=url, namespace=NAMESPACE)  # type: ignore[no-untyped-call]
         )
-        self.actor = dramatiq.actor(noop, broker=self.broker, actor_name="noop", queue_name=queue)
+        for mw in middleware:
+            self.broker.add_middleware(mw)
+        self.actor = dramatiq.actor(broker=self.broker, actor_name=fn.__name__, queue_name=queue)(fn)
 
     def enqueue_many(self, n: int, *, chunk: int = 1000) -> None:
-        """Enqueue ``n`` no-op messages: on Redis with the broker's own enqueue script, ``chunk`` per
-        pipeline; on RabbitMQ one publish each (Dramatiq's own enqueue)."""
+        """Enqueue ``n`` messages without arguments (see ``enqueue``)."""
+        self.enqueue([()] * n, chunk=chunk)
+
+    def enqueue(self, args: Sequence[tuple[Any, ...]], *, chunk: int = 1000) -> None:
+        """Enqueue one message per item of ``args``: on Redis with the broker's own enqueue script,
+        ``chunk`` per pipeline; on RabbitMQ one publish each (Dramatiq's own enqueue)."""
         if self.rabbit:
-            for _ in range(n):
-                self.broker.enqueue(self.actor.message())
+            for a in args:
+                self.broker.enqueue(self.actor.message(*a))
             return
         assert isinstance(self.broker, RedisBroker)
         dispatch = self.broker.scripts["dispatch"]
         max_unpack = self.broker._max_unpack_size()  # type: ignore[no-untyped-call]
-        left = n
-        while left > 0:
+        for start in range(0, len(args), chunk):
             pipe = self.broker.client.pipeline(transaction=False)
-            for _ in range(min(chunk, left)):
-                message = self.actor.message().copy(options={"redis_message_id": os.urandom(16).hex()})
-                args = [
+            for a in args[start : start + chunk]:
+                message = self.actor.message(*a).copy(options={"redis_message_id": os.urandom(16).hex()})
+                script_args = [
                     "enqueue",
                     int(time.time() * 1000),
                     self.queue,
@@ -65,9 +80,8 @@ class RawBench:
                     message.options["redis_message_id"],
                     message.encode(),
                 ]
-                dispatch(keys=[NAMESPACE], args=args, client=pipe)
+                dispatch(keys=[NAMESPACE], args=script_args, client=pipe)
             pipe.execute()
-            left -= chunk
 
     def pending(self) -> int:
         """Redis: messages enqueued and not yet acked (queued, prefetched or running). RabbitMQ: messages
