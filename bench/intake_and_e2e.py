@@ -13,7 +13,7 @@ One run measures, on this machine and in this order:
 
 and prints a table with the ratios B/A, D/C, C'/C and D/C'. Figures are only comparable within one run.
 
-    .venv/bin/python bench/intake_and_e2e.py [--quick] [--json out.json] [--baselines-only]
+    .venv/bin/python bench/intake_and_e2e.py [--quick] [--json out.json] [--no-tracked] [--baselines-only]
 
 Uses Postgres database ``satworks_bench`` (dropped and recreated), Redis DB 14 (flushed), queue
 prefix ``bench_`` and free local ports; all traffic stays on 127.0.0.1. The figures live in
@@ -80,7 +80,7 @@ def report(results: Results) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs, 5000 jobs")
-    parser.add_argument("--jobs", type=int, default=None, help="jobs for C and D (default 20000, quick 5000)")
+    parser.add_argument("--jobs", type=int, default=None, help="jobs for C, C' and D (default 20000, quick 5000)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--no-tracked", action="store_true", help="skip C' (raw Dramatiq with textbook tracking)")
     parser.add_argument("--baselines-only", action="store_true", help="only A and C (no satworks needed)")
