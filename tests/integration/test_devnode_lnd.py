@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import bolt11
@@ -67,6 +69,63 @@ def test_calls_without_a_macaroon_are_unauthenticated(lnd_network: LndNetwork) -
             lightning_pb2.GetInfoRequest(), metadata=[("macaroon", node.files.macaroon.read_bytes().hex())], timeout=5
         )
         assert reply.identity_pubkey == node.pubkey.hex()
+
+
+class _WatchedStream:
+    """A ``SubscribeInvoices`` stream on a channel of its own that sends keepalive pings every
+    ``keepalive_ms`` (without grpcio's own cap on pings between data frames, as a Go client), read
+    by a thread that records the invoices it gets and the error that ends it."""
+
+    def __init__(self, lnd_network: LndNetwork, keepalive_ms: int) -> None:
+        node = lnd_network.node("merchant")
+        options = [
+            ("grpc.keepalive_time_ms", keepalive_ms),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+        credentials = grpc.ssl_channel_credentials(node.files.tls_cert.read_bytes())
+        self.channel = grpc.secure_channel(lnd_network.target("merchant"), credentials, options=options)
+        macaroon = [("macaroon", node.files.macaroon.read_bytes().hex())]
+        self.call = lightning_pb2_grpc.LightningStub(self.channel).SubscribeInvoices(
+            lightning_pb2.InvoiceSubscription(), metadata=macaroon
+        )
+        self.memos: list[str] = []
+        self.error: grpc.RpcError | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for invoice in self.call:
+                self.memos.append(invoice.memo)
+        except grpc.RpcError as exc:
+            self.error = exc
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.thread.join(timeout=5)
+        self.channel.close()
+
+
+def test_keepalive_pings_on_an_invoice_stream_follow_lnds_policy(lnd_network: LndNetwork) -> None:
+    """lnd accepts a client's pings every 5 s or more on an open stream and sends ``GOAWAY
+    too_many_pings`` after the third ping that comes sooner (lnd's ``ClientPingMinWait``)."""
+    polite = _WatchedStream(lnd_network, keepalive_ms=5_500)
+    eager = _WatchedStream(lnd_network, keepalive_ms=1_000)
+    try:
+        wait_until(lambda: eager.error, timeout_s=15, what="the eager client's stream refused")
+        assert eager.error is not None and eager.error.code() is grpc.StatusCode.UNAVAILABLE
+        assert eager.error.details() == "Too many pings"
+
+        # Five polite pings (27.5 s): the 5 min grpcio default in place of lnd's 5 s refused the fourth.
+        started = time.monotonic()
+        wait_until(lambda: time.monotonic() - started > 28 or polite.error, timeout_s=40, what="five pings")
+        assert polite.error is None
+        lnd_network.client("merchant").add_invoice(1_000, memo="after the pings")
+        wait_until(lambda: "after the pings" in polite.memos, what="the invoice on the polite stream")
+    finally:
+        polite.close()
+        eager.close()
 
 
 def test_a_node_writes_lnd_like_files_and_keeps_its_identity_and_state_across_processes(tmp_path: Path) -> None:

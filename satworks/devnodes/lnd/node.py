@@ -37,6 +37,17 @@ MAX_EXPIRY_S = 365 * 86_400
 DEFAULT_CLTV_EXPIRY = 80  # lnd's default time-lock delta for bitcoin
 MAX_MEMO_BYTES = 1024
 MAX_INVOICE_MSAT = 100_000 * 10**11  # lnd's cap: 100k BTC
+PING_POLICY = [
+    # lnd's gRPC keepalive defaults (its config.go): a client may ping every 5 s (``ClientPingMinWait``)
+    # while it has a call open, and not at all without one (``ClientAllowPingWithoutStream`` false);
+    # the server pings a client that has been quiet for 1 min and waits 20 s for the answer. grpcio's
+    # server reads the first as ``min_ping_interval_without_data_ms``; its default is 5 min, which sends
+    # ``GOAWAY too_many_pings`` to a client that lnd itself would accept.
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,7 @@ class SimNode:
         """Serve gRPC over TLS on ``host:port`` (0: a free port, kept for later restarts); the bound port."""
         if self._server is not None:
             raise RuntimeError("already serving")
-        server = grpc.aio.server(options=[("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000)])
+        server = grpc.aio.server(options=PING_POLICY)
         lightning_pb2_grpc.add_LightningServicer_to_server(LightningService(self), server)
         router_pb2_grpc.add_RouterServicer_to_server(RouterService(self), server)
         address = f"[{host}]:{port or self.port or 0}" if ":" in host else f"{host}:{port or self.port or 0}"
