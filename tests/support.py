@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,18 @@ from satworks.settings import Settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def documented_verify() -> Callable[..., bool]:
+    """The ``verify`` function exactly as docs/webhooks.md shows it, held to the 10 lines it promises."""
+    text = (ROOT / "docs" / "webhooks.md").read_text()
+    block = re.search(r"<!-- verify-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    assert block is not None, "docs/webhooks.md lost its verify example"
+    assert len(block.group(1).strip().splitlines()) <= 10
+    namespace: dict[str, Any] = {}
+    exec(block.group(1), namespace)  # the documentation's own code, from this repository
+    verify: Callable[..., bool] = namespace["verify"]
+    return verify
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 20, what: str = "") -> T:

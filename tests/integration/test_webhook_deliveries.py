@@ -19,17 +19,7 @@ from tests.integration.jobs_helpers import wait_for_status
 from tests.integration.notify_stack import NotifyEnv, NotifyStack, make_key_for
 from tests.integration.test_cli import satworks
 from tests.platform_support import submit_as_scheduler
-from tests.support import ROOT, db_dsn, eventually, scalar
-
-
-def _doc_verify() -> Any:
-    """The ``verify`` function exactly as docs/webhooks.md shows it."""
-    text = (ROOT / "docs" / "webhooks.md").read_text()
-    block = re.search(r"<!-- verify-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
-    assert block is not None, "docs/webhooks.md lost its verify example"
-    namespace: dict[str, Any] = {}
-    exec(block.group(1), namespace)  # the documentation's own code, from this repository
-    return namespace["verify"]
+from tests.support import db_dsn, documented_verify, eventually, scalar
 
 
 async def test_a_job_event_reaches_only_subscribed_endpoints_signed_as_the_docs_verify(notify: NotifyStack) -> None:
@@ -42,7 +32,7 @@ async def test_a_job_event_reaches_only_subscribed_endpoints_signed_as_the_docs_
     assert event["type"] == "job.succeeded" and event["data"]["job_id"] == job_id
     assert event["data"]["status"] == "succeeded" and event["data"]["result"]["attempt"] == 1
     assert re.fullmatch(r"evt_\d+", event["id"]) and hit.headers["X-Satworks-Event-Id"] == event["id"]
-    verify = _doc_verify()
+    verify = documented_verify()
     assert verify(hit.headers[HEADER], hit.body, jobs_hook["secret"])
     assert not verify(hit.headers[HEADER], hit.body, "whsec_not_the_secret")
 
@@ -158,7 +148,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(notify: Notif
     await notify.job()
 
     [hit] = await notify.hits("/rotated", 1)
-    verify = _doc_verify()
+    verify = documented_verify()
     assert verify(hit.headers[HEADER], hit.body, rotated["secret"])
     assert verify(hit.headers[HEADER], hit.body, created["secret"])
     assert hit.headers[HEADER].count("v1=") == 2

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import pytest
 import trustme
@@ -24,7 +23,7 @@ from satworks.integrations.webhooks.guard import AddressPolicy
 from satworks.integrations.webhooks.outcome import Outcome
 from satworks.integrations.webhooks.sender import WebhookSender
 from satworks.webhooks.events import WebhookEvent
-from tests.support import ROOT, free_port
+from tests.support import ROOT, documented_verify, free_port
 
 SECRET = "whsec_" + "k" * 32
 LOOPBACK = AddressPolicy.of(["127.0.0.0/8", "::1/128"])
@@ -101,23 +100,12 @@ def _event() -> WebhookEvent:
     return WebhookEvent("evt_42", "payment.settled", clock.utcnow(), {**data, "received_sat": 125_000})
 
 
-def _doc_verify() -> Any:
-    """The ``verify`` function exactly as docs/webhooks.md shows it."""
-    text = (ROOT / "docs" / "webhooks.md").read_text()
-    block = re.search(r"<!-- verify-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
-    assert block is not None, "docs/webhooks.md lost its verify example"
-    assert len(block.group(1).strip().splitlines()) <= 10
-    namespace: dict[str, Any] = {}
-    exec(block.group(1), namespace)  # the documentation's own code, from this repository
-    return namespace["verify"]
-
-
 async def test_signature_verifies_with_the_documented_recipe(receiver: Receiver, sender: WebhookSender) -> None:
     event = _event()
     attempt = await sender.deliver(receiver.url("/ok"), event.body(), [SECRET], headers=event.headers())
     assert attempt.outcome is Outcome.DELIVERED and attempt.status_code == 200 and attempt.response_head == "thanks"
     [(headers, body)] = receiver.hits["/ok"]
-    verify = _doc_verify()
+    verify = documented_verify()
     assert verify(headers["X-Satworks-Signature"], body, SECRET)
     assert not verify(headers["X-Satworks-Signature"], body, "whsec_wrong")
     assert not verify(headers["X-Satworks-Signature"], body.replace(b"125000", b"925000"), SECRET)
@@ -140,7 +128,7 @@ async def test_every_secret_of_a_rotation_signs_the_request(receiver: Receiver, 
     new, old = "whsec_new_" + "n" * 24, "whsec_old_" + "o" * 24
     await sender.deliver(receiver.url("/ok"), b"{}", [new, old])
     [(headers, body)] = receiver.hits["/ok"]
-    verify = _doc_verify()
+    verify = documented_verify()
     assert verify(headers["X-Satworks-Signature"], body, new) and verify(headers["X-Satworks-Signature"], body, old)
     assert headers["X-Satworks-Signature"].count("v1=") == 2
 
