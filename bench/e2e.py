@@ -44,7 +44,6 @@ from bench.harness import (
 )
 from bench.raw_dramatiq import QUEUE as RAW_QUEUE
 from bench.raw_dramatiq import RawBench
-from bench.raw_tracked import tracked_bench
 from bench.saturation import Watch
 
 E2E_TARGET = 0.85  # satworks end-to-end jobs/s >= 85% of plain Dramatiq (issue 14)
@@ -75,7 +74,7 @@ def drain_raw(
     bench/raw_tracked.py instead, one message per waiting job of ``jobs`` (copied to ``raw_jobs`` in that
     database), and check that each of the ``n`` ended ``succeeded`` in one attempt."""
     module = "bench.raw_tracked" if tracked_db else "bench.raw_dramatiq"
-    raw = tracked_bench(broker_url, queue, tracked_db) if tracked_db else RawBench(broker_url, queue)
+    raw = raw_tracked.tracked_bench(broker_url, queue, tracked_db) if tracked_db else RawBench(broker_url, queue)
     kind = "rabbitmq" if raw.rabbit else "redis"
     label = f"raw dramatiq{' + textbook tracking' if tracked_db else ''} {kind} {processes}p"
     env = {**os.environ, "BENCH_RAW_BROKER_URL": broker_url, "BENCH_RAW_QUEUE": queue}
